@@ -1,0 +1,291 @@
+"""Grammar machinery: signals (symbolic tensors), operations (productions) and grammars.
+
+A grammar is plain data: for every nonterminal ("level") a list of operations, each with a sampling
+weight.  Terminal operations carry their own validity predicate, symbolic shape function, parameter and
+FLOP count and a builder; nonterminal operations say how data flows through their children (a chain, or a
+fork-join branch).  Nothing here imports torch: builders import it lazily when a network is compiled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn
+
+
+class Signal(NamedTuple):
+    """A symbolic tensor flowing through a network: its shape without the batch axis, and the grid of the
+    most recent ``im2col`` on its data path (``None`` when there is none), which ``col2im`` needs."""
+
+    shape: tuple[int, ...]
+    grid: tuple[int, int] | None = None
+
+    @property
+    def mode(self) -> str:
+        """``"im"`` for a ``C×H×W`` tensor, ``"col"`` for a ``S×D`` token sequence."""
+        return "im" if len(self.shape) == 3 else "col"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+#: What flows along one edge of the derivation: one signal, or the k branches of a branching function.
+Flow = tuple[Signal, ...]
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``(3, 32, 32)`` -> ``"3×32×32"``."""
+    return "×".join(str(int(s)) for s in shape)
+
+
+def format_flow(flow: Flow) -> str:
+    if len(flow) == 1:
+        return format_shape(flow[0].shape)
+    if all(s.shape == flow[0].shape for s in flow):
+        return f"{len(flow)}×[{format_shape(flow[0].shape)}]"
+    return "(" + ", ".join(format_shape(s.shape) for s in flow) + ")"
+
+
+def merge_grid(flow: Flow) -> tuple[int, int] | None:
+    """Grid carried by the result of an aggregation: kept when all branches agree, else unknown."""
+    grid = flow[0].grid
+    return grid if all(s.grid == grid for s in flow) else None
+
+
+class Operation:
+    """One production of a grammar: an option at a level (nonterminal), chosen with probability
+    proportional to ``weight`` among the options that are still valid.  Weight 0 means "legal but never
+    sampled" (used for ops that only seed architectures need)."""
+
+    kind: str = "terminal"
+    #: Child levels, in data-flow order; empty for terminals.
+    children: tuple[str, ...] = ()
+    #: Bracket pair used by the compact string notation for nonterminals.
+    brackets: str = ""
+
+    def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
+        self.name = name
+        self.level = level
+        self.weight = float(weight)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} at {self.level!r} w={self.weight:.4g}>"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.kind == "terminal"
+
+
+class Terminal(Operation):
+    """A terminal operation: a layer.  Subclasses define ``infer`` (returning ``None`` when the operation
+    is not valid for that input), ``params``, ``flops`` and ``build``."""
+
+    #: True for layers that map a single signal to a single signal.
+    one_to_one = True
+
+    def infer(self, flow: Flow) -> Flow | None:
+        raise NotImplementedError
+
+    def params(self, inp: Flow, out: Flow) -> int:
+        return 0
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        return 0
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        raise NotImplementedError
+
+
+class Chain(Operation):
+    """A nonterminal whose children run one after the other, each fed the previous one's output
+    (sequential, routing and computation modules)."""
+
+    kind = "chain"
+
+    def __init__(self, name: str, level: str, children: Sequence[str], brackets: str, weight: float = 1.0) -> None:
+        super().__init__(name, level, weight)
+        self.children = tuple(children)
+        self.brackets = brackets
+
+
+class Branch(Operation):
+    """A fork-join nonterminal: a branching function makes ``fanout`` signals, inner modules map them and
+    an aggregation function joins them.  With ``replicate`` a single inner module is written once in the
+    tree and instantiated ``fanout`` times (same architecture, separate weights)."""
+
+    kind = "branch"
+
+    def __init__(
+        self,
+        name: str,
+        level: str,
+        fork: str,
+        inner: str,
+        join: str,
+        fanout: int,
+        replicate: bool,
+        brackets: str,
+        weight: float = 1.0,
+    ) -> None:
+        super().__init__(name, level, weight)
+        self.fanout = int(fanout)
+        self.replicate = bool(replicate)
+        self.brackets = brackets
+        inners = (inner,) if replicate else (inner,) * fanout
+        self.children = (fork, *inners, join)
+
+
+class Grammar:
+    """A probabilistic context-free grammar over neural-network operations.
+
+    ``levels`` maps each nonterminal to its options.  Operation names must be unique within a level (the
+    same name may appear at different levels, e.g. ``identity``).  The grammar precomputes, for every
+    option, the smallest number of tree nodes and the smallest height of a completion using sampleable
+    options only, which the sampler uses to respect node and depth budgets without dead ends.
+    """
+
+    def __init__(self, name: str, start: str, levels: dict[str, Sequence[Operation]], description: str = "") -> None:
+        self.name = name
+        self.start = start
+        self.description = description
+        self.levels: dict[str, tuple[Operation, ...]] = {k: tuple(v) for k, v in levels.items()}
+        self._index: dict[tuple[str, str], Operation] = {}
+        for level, ops in self.levels.items():
+            for op in ops:
+                if op.level != level:
+                    raise ValueError(f"operation {op.name!r} is declared at level {op.level!r} but listed under {level!r}")
+                key = (level, op.name)
+                if key in self._index:
+                    raise ValueError(f"duplicate operation {op.name!r} at level {level!r}")
+                self._index[key] = op
+                for child in op.children:
+                    if child not in levels:
+                        raise ValueError(f"operation {op.name!r} refers to unknown level {child!r}")
+        if start not in self.levels:
+            raise ValueError(f"start level {start!r} is not a level of grammar {name!r}")
+        self._min_nodes, self._min_height = self._completion_bounds()
+        self.terminal_names: tuple[str, ...] = tuple(
+            sorted({op.name for ops in self.levels.values() for op in ops if op.is_terminal})
+        )
+        self.nonterminal_names: tuple[str, ...] = tuple(
+            sorted({op.name for ops in self.levels.values() for op in ops if not op.is_terminal})
+        )
+
+    def __repr__(self) -> str:
+        return f"<Grammar {self.name!r}: {sum(len(v) for v in self.levels.values())} operations>"
+
+    def options(self, level: str) -> tuple[Operation, ...]:
+        return self.levels[level]
+
+    def operation(self, level: str, name: str) -> Operation | None:
+        """The operation called ``name`` at ``level``, or ``None``."""
+        return self._index.get((level, name))
+
+    def min_nodes(self, op: Operation) -> int:
+        """Fewest derivation-tree nodes of any completion of ``op`` (itself included)."""
+        return self._min_nodes[(op.level, op.name)]
+
+    def min_height(self, op: Operation) -> int:
+        """Smallest height (edges to the deepest leaf) of any completion of ``op``."""
+        return self._min_height[(op.level, op.name)]
+
+    def level_min_nodes(self, level: str) -> int:
+        return min((self._min_nodes[(level, op.name)] for op in self.levels[level] if op.weight > 0), default=math.inf)
+
+    def _completion_bounds(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        inf = math.inf
+        nodes: dict[tuple[str, str], float] = {k: inf for k in self._index}
+        height: dict[tuple[str, str], float] = {k: inf for k in self._index}
+        level_nodes = {lv: inf for lv in self.levels}
+        level_height = {lv: inf for lv in self.levels}
+        changed = True
+        while changed:  # fixed point: terminates because values only decrease and are bounded below
+            changed = False
+            for key, op in self._index.items():
+                n = 1 + sum(level_nodes[c] for c in op.children)
+                h = 1 + max((level_height[c] for c in op.children), default=-1)
+                if n < nodes[key] or h < height[key]:
+                    nodes[key], height[key] = min(n, nodes[key]), min(h, height[key])
+                    changed = True
+            for lv, ops in self.levels.items():
+                live = [op for op in ops if op.weight > 0]
+                ln = min((nodes[(lv, op.name)] for op in live), default=inf)
+                lh = min((height[(lv, op.name)] for op in live), default=inf)
+                if ln < level_nodes[lv] or lh < level_height[lv]:
+                    level_nodes[lv], level_height[lv] = min(ln, level_nodes[lv]), min(lh, level_height[lv])
+                    changed = True
+        return nodes, height  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Hard limits that sampling and mutation never exceed.  All are properties of the architecture, not
+    of the machine, so the same seed gives the same architecture everywhere.
+
+    ``max_activation`` bounds the largest single tensor any layer produces (im2col's unfolded tensor
+    included), counted in elements at ``batch_size`` samples.  ``max_flops`` counts forward FLOPs for one
+    sample (a multiply-add is two FLOPs).
+    """
+
+    max_nodes: int = 400
+    max_depth: int = 48
+    max_params: int = 25_000_000
+    max_flops: float = 20e9
+    max_activation: int = 2**28
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        for field in ("max_nodes", "max_depth", "max_params", "max_flops", "max_activation", "batch_size"):
+            value = getattr(self, field)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"Budget.{field} must be a positive number, got {value!r}")
+
+    def describe(self) -> str:
+        return (
+            f"nodes ≤ {self.max_nodes}, depth ≤ {self.max_depth}, params ≤ {self.max_params:,}, "
+            f"FLOPs ≤ {self.max_flops:.3g}, activation ≤ {self.max_activation:,} elements at batch {self.batch_size}"
+        )
+
+
+def _builtin_einspace() -> Grammar:
+    from nas.grammar.einspace import build_einspace
+
+    return build_einspace()
+
+
+def _builtin_einspace_quick() -> Grammar:
+    from nas.grammar.einspace import build_einspace
+
+    return build_einspace(0.9, name="einspace-quick")
+
+
+_REGISTRY: dict[str, Callable[[], Grammar]] = {
+    "einspace": _builtin_einspace,
+    "einspace-quick": _builtin_einspace_quick,
+}
+_CACHE: dict[str, Grammar] = {}
+
+
+def register_grammar(name: str, factory: Callable[[], Grammar]) -> None:
+    """Make ``get_grammar(name)`` return ``factory()`` (built once, then shared: grammars are immutable)."""
+    _REGISTRY[name] = factory
+    _CACHE.pop(name, None)
+
+
+def get_grammar(grammar: "str | Grammar") -> Grammar:
+    """Look a grammar up by name (``"einspace"``, ``"einspace-quick"``, ...), or pass one through."""
+    if isinstance(grammar, Grammar):
+        return grammar
+    if grammar not in _REGISTRY:
+        raise KeyError(f"unknown grammar {grammar!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if grammar not in _CACHE:
+        _CACHE[grammar] = _REGISTRY[grammar]()
+    return _CACHE[grammar]
+
+
+def grammar_names() -> list[str]:
+    return sorted(_REGISTRY)

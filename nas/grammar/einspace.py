@@ -1,0 +1,396 @@
+"""The einspace grammar (Ericsson et al., NeurIPS 2024) as data.
+
+Levels and options follow the published option set: sequential / branching(2,4,8) / routing / computation
+modules (computation with probability ``p``, 0.32 by default, the others sharing ``1 - p`` as sequential
+and routing ``(1-p)/3`` each and each branching factor ``(1-p)/9``); 4 branching functions per factor,
+6 aggregations for two branches and 4 for four or eight; 14 pre-routing and 8 post-routing functions;
+13 computation functions.  Terminal choices are uniform over the options valid for the incoming shapes.
+
+Deliberate deviations from the published code (see ``../shared/research/einspace.md`` §2.7 and §9):
+
+* The branching factor is a property of the branching *module* (``branching(k)``), and the aggregation
+  options are those for ``k`` branches.  The first implementation tracked it as a node attribute and
+  offered 4- and 8-tensor concatenations to two branches, recording wrong widths.
+* One grid rule for ``col2im``: it is valid iff the incoming token count equals ``H'·W'`` of the most recent
+  ``im2col`` on the same data path, and its output is in im mode.  (The first implementation only allowed
+  the im2col of the same routing module; the second labelled the output "col", which made stacked
+  convolutions unreachable.)  Aggregations keep the grid only when all branches carry the same one.
+* ``norm`` is ``LayerNorm`` over the feature axis in col mode (``BatchNorm2d`` over channels in im mode),
+  which the transformer seeds assume; the second implementation used ``BatchNorm1d`` over tokens.
+* The sampled activation is ``relu`` as in the paper and the second implementation; the first sampled
+  ``LeakyReLU(0.01)``, available here as ``leakyrelu`` with weight 0.
+* ``group(k, d)`` is valid iff axis ``d`` is divisible by ``k`` (the first implementation also dropped
+  every group when *any* axis was smaller than ``k``).
+* Seeds need relative-width linear layers (``linear(x4)``, ``linear(/4)``, for MLP-Mixer token mixing at
+  any token count); they are grammar options with weight 0, never special cases in the compiler.
+* Shapes, validity, parameters and FLOPs are closed-form arithmetic: nothing runs a tensor while sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from nas.grammar.core import Branch, Chain, Flow, Grammar, Signal, Terminal, merge_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn
+
+LINEAR_WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048)
+IM2COL_OPTIONS = ((1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (4, 4, 0), (8, 8, 0), (16, 16, 0))
+#: Permutations including the batch axis 0, in the published order.
+PERMUTATIONS = ((0, 2, 1), (0, 1, 3, 2), (0, 3, 1, 2), (0, 3, 2, 1), (0, 2, 1, 3), (0, 2, 3, 1))
+BRANCHING_FACTORS = (2, 4, 8)
+DEFAULT_COMPUTATION_PROB = 0.32
+
+
+def _ops():
+    from nas import ops  # lazy: the grammar never imports torch at module level
+
+    return ops
+
+
+# --------------------------------------------------------------------------------------------------
+# Computation functions (one-to-one)
+# --------------------------------------------------------------------------------------------------
+
+
+class Identity(Terminal):
+    def infer(self, flow: Flow) -> Flow | None:
+        return flow if len(flow) == 1 else None
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        import torch.nn as nn
+
+        return nn.Identity()
+
+
+class Linear(Terminal):
+    """``nn.Linear`` on the last axis, to a fixed width (``linear(64)``) or a relative one (``linear(x4)``,
+    ``linear(/4)``)."""
+
+    def __init__(self, level: str, width: int | None = None, *, times: int = 1, divide: int = 1, weight: float = 1.0):
+        if width is not None:
+            name = f"linear({width})"
+        elif times != 1:
+            name = f"linear(x{times})"
+        else:
+            name = f"linear(/{divide})"
+        super().__init__(name, level, weight)
+        self.width, self.times, self.divide = width, times, divide
+
+    def out_features(self, in_features: int) -> int | None:
+        if self.width is not None:
+            return self.width
+        if in_features % self.divide:
+            return None
+        return in_features * self.times // self.divide
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 1:
+            return None
+        (x,) = flow
+        out = self.out_features(x.shape[-1])
+        return None if out is None else (Signal(x.shape[:-1] + (out,), x.grid),)
+
+    def params(self, inp: Flow, out: Flow) -> int:
+        return inp[0].shape[-1] * out[0].shape[-1] + out[0].shape[-1]
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        rows = math.prod(inp[0].shape[:-1])
+        return 2 * rows * inp[0].shape[-1] * out[0].shape[-1]
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        import torch.nn as nn
+
+        return nn.Linear(inp[0].shape[-1], out[0].shape[-1])
+
+
+class Norm(Terminal):
+    """``BatchNorm2d`` over axis 1 (channels) in im mode, ``LayerNorm`` over the feature axis in col mode."""
+
+    def infer(self, flow: Flow) -> Flow | None:
+        return flow if len(flow) == 1 else None
+
+    @staticmethod
+    def _features(x: Signal) -> int:
+        return x.shape[0] if x.mode == "im" else x.shape[-1]
+
+    def params(self, inp: Flow, out: Flow) -> int:
+        return 2 * self._features(inp[0])
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        return 4 * inp[0].numel
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        import torch.nn as nn
+
+        x = inp[0]
+        return nn.BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
+
+
+class Activation(Terminal):
+    """Element-wise activation (``relu``, ``leakyrelu``) or ``softmax`` over the last axis."""
+
+    def infer(self, flow: Flow) -> Flow | None:
+        return flow if len(flow) == 1 else None
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        return (3 if self.name == "softmax" else 1) * inp[0].numel
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        import torch.nn as nn
+
+        if self.name == "relu":
+            return nn.ReLU()
+        if self.name == "leakyrelu":
+            return nn.LeakyReLU(0.01)
+        return nn.Softmax(dim=-1)
+
+
+class PositionalEncoding(Terminal):
+    """Adds a learnable tensor of the input's shape (initialised N(0, 1))."""
+
+    def infer(self, flow: Flow) -> Flow | None:
+        return flow if len(flow) == 1 else None
+
+    def params(self, inp: Flow, out: Flow) -> int:
+        return inp[0].numel
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        return inp[0].numel
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().PositionalEncoding(inp[0].shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Routing functions
+# --------------------------------------------------------------------------------------------------
+
+
+class Permute(Terminal):
+    """Reorders the non-batch axes; ``dims`` includes the batch axis 0 as in the published names."""
+
+    def __init__(self, level: str, dims: tuple[int, ...], weight: float = 1.0):
+        super().__init__("perm(" + ",".join(map(str, dims)) + ")", level, weight)
+        self.dims = dims
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 1 or len(flow[0].shape) + 1 != len(self.dims):
+            return None
+        x = flow[0]
+        return (Signal(tuple(x.shape[d - 1] for d in self.dims[1:]), x.grid),)
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Permute(self.dims)
+
+
+class Im2Col(Terminal):
+    """Unfold ``C×H×W`` into ``(H'·W')×(C·k²)`` tokens (channel-major features, like a conv weight) and
+    remember the grid ``(H', W')`` for a later ``col2im``."""
+
+    def __init__(self, level: str, kernel: int, stride: int, padding: int, weight: float = 1.0):
+        super().__init__(f"im2col({kernel},{stride},{padding})", level, weight)
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def grid(self, h: int, w: int) -> tuple[int, int]:
+        k, s, p = self.kernel, self.stride, self.padding
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 1 or flow[0].mode != "im":
+            return None
+        c, h, w = flow[0].shape
+        if h + 2 * self.padding < self.kernel or w + 2 * self.padding < self.kernel:
+            return None
+        gh, gw = self.grid(h, w)
+        return (Signal((gh * gw, c * self.kernel * self.kernel), (gh, gw)),)
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Im2Col(self.kernel, self.stride, self.padding)
+
+
+class Col2Im(Terminal):
+    """Fold ``(H'·W')×D`` tokens back into a ``D×H'×W'`` image on the grid of the most recent im2col."""
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 1:
+            return None
+        x = flow[0]
+        if x.mode != "col" or x.grid is None or x.shape[0] != x.grid[0] * x.grid[1]:
+            return None
+        return (Signal((x.shape[1], *x.grid), x.grid),)
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Col2Im(out[0].shape[1:])
+
+
+# --------------------------------------------------------------------------------------------------
+# Branching functions (one to k) and aggregation functions (k to one)
+# --------------------------------------------------------------------------------------------------
+
+
+class Clone(Terminal):
+    one_to_one = False
+
+    def __init__(self, level: str, k: int, weight: float = 1.0):
+        super().__init__(f"clone({k})", level, weight)
+        self.k = k
+
+    def infer(self, flow: Flow) -> Flow | None:
+        return flow * self.k if len(flow) == 1 else None
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Clone(self.k)
+
+
+class Group(Terminal):
+    """Split into ``k`` equal contiguous chunks along axis ``dim`` (counting the batch axis as 0)."""
+
+    one_to_one = False
+
+    def __init__(self, level: str, k: int, dim: int, weight: float = 1.0):
+        super().__init__(f"group({k},{dim})", level, weight)
+        self.k, self.dim = k, dim
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 1:
+            return None
+        x = flow[0]
+        if self.dim > len(x.shape) or x.shape[self.dim - 1] % self.k:
+            return None
+        shape = list(x.shape)
+        shape[self.dim - 1] //= self.k
+        return (Signal(tuple(shape), x.grid),) * self.k
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Group(self.k, self.dim)
+
+
+class Add(Terminal):
+    one_to_one = False
+
+    def __init__(self, level: str, k: int, weight: float = 1.0):
+        super().__init__(f"add({k})", level, weight)
+        self.k = k
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != self.k or any(s.shape != flow[0].shape for s in flow):
+            return None
+        return (Signal(flow[0].shape, merge_grid(flow)),)
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        return (self.k - 1) * out[0].numel
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Add()
+
+
+class Cat(Terminal):
+    one_to_one = False
+
+    def __init__(self, level: str, k: int, dim: int, weight: float = 1.0):
+        super().__init__(f"cat({k},{dim})", level, weight)
+        self.k, self.dim = k, dim
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != self.k:
+            return None
+        first = flow[0].shape
+        axis = self.dim - 1
+        if axis >= len(first):
+            return None
+        for s in flow[1:]:
+            if len(s.shape) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s.shape, first)) if i != axis):
+                return None
+        shape = list(first)
+        shape[axis] = sum(s.shape[axis] for s in flow)
+        return (Signal(tuple(shape), merge_grid(flow)),)
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().Cat(self.dim)
+
+
+class DotProduct(Terminal):
+    """Batched matrix product of the two branches (``a @ b``), optionally scaled by ``1/sqrt(d)`` with ``d``
+    the last axis of ``a``.  col: ``S×D @ D×E -> S×E``; im: ``C×H×W @ C×W×V -> C×H×V``."""
+
+    one_to_one = False
+
+    def __init__(self, level: str, scaled: bool, weight: float = 1.0):
+        super().__init__("dot_product(scaled)" if scaled else "dot_product", level, weight)
+        self.scaled = scaled
+
+    def infer(self, flow: Flow) -> Flow | None:
+        if len(flow) != 2:
+            return None
+        a, b = flow[0].shape, flow[1].shape
+        if len(a) != len(b) or a[-1] != b[-2] or a[:-2] != b[:-2]:
+            return None
+        return (Signal(a[:-1] + (b[-1],), merge_grid(flow)),)
+
+    def flops(self, inp: Flow, out: Flow) -> int:
+        a = inp[0].shape
+        return 2 * math.prod(a) * out[0].shape[-1] + (out[0].numel if self.scaled else 0)
+
+    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
+        return _ops().DotProduct(inp[0].shape[-1] if self.scaled else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# The grammar
+# --------------------------------------------------------------------------------------------------
+
+
+def _module_options(level: str, p: float, with_computation: bool) -> list:
+    """Module choices: computation ``p``; sequential and routing ``(1-p)/3``; each branching(k) ``(1-p)/9``."""
+    rest = (1.0 - p) if with_computation else 1.0
+    ops: list = [Chain("sequential", level, ("module", "module"), "()", rest / 3)]
+    for k in BRANCHING_FACTORS:
+        ops.append(
+            Branch(
+                f"branching({k})", level, f"branching_fn_{k}", "module", f"aggregation_fn_{k}",
+                fanout=k, replicate=k > 2, brackets="{}", weight=rest / 9,
+            )
+        )
+    ops.append(Chain("routing", level, ("prerouting_fn", "module", "postrouting_fn"), "[]", rest / 3))
+    if with_computation:
+        ops.append(Chain("computation", level, ("computation_fn",), "<>", p))
+    return ops
+
+
+def build_einspace(computation_prob: float = DEFAULT_COMPUTATION_PROB, name: str = "einspace") -> Grammar:
+    """The einspace grammar with computation-module probability ``computation_prob``."""
+    if not 0.0 < computation_prob < 1.0:
+        raise ValueError(f"computation_prob must be in (0, 1), got {computation_prob}")
+    levels: dict[str, list] = {
+        "network": _module_options("network", computation_prob, with_computation=False),
+        "module": _module_options("module", computation_prob, with_computation=True),
+    }
+    for k in BRANCHING_FACTORS:
+        lv = f"branching_fn_{k}"
+        levels[lv] = [Clone(lv, k)] + [Group(lv, k, d) for d in (1, 2, 3)]
+        lv = f"aggregation_fn_{k}"
+        levels[lv] = [Add(lv, k)] + [Cat(lv, k, d) for d in (1, 2, 3)]
+        if k == 2:
+            levels[lv] += [DotProduct(lv, scaled=False), DotProduct(lv, scaled=True)]
+    lv = "prerouting_fn"
+    levels[lv] = [Identity("identity", lv)] + [Permute(lv, d) for d in PERMUTATIONS]
+    levels[lv] += [Im2Col(lv, *kso) for kso in IM2COL_OPTIONS]
+    lv = "postrouting_fn"
+    levels[lv] = [Identity("identity", lv)] + [Permute(lv, d) for d in PERMUTATIONS] + [Col2Im("col2im", lv)]
+    lv = "computation_fn"
+    levels[lv] = (
+        [Identity("identity", lv)]
+        + [Linear(lv, w) for w in LINEAR_WIDTHS]
+        + [Norm("norm", lv), Activation("relu", lv), Activation("softmax", lv), PositionalEncoding("pos_enc", lv)]
+        # legal but never sampled: needed by seeds or by reproductions of the first implementation
+        + [Activation("leakyrelu", lv, weight=0.0), Linear(lv, times=4, weight=0.0), Linear(lv, divide=4, weight=0.0)]
+    )
+    return Grammar(
+        name,
+        "network",
+        levels,
+        description=f"einspace (computation-module probability {computation_prob})",
+    )

@@ -1,0 +1,162 @@
+"""PyTorch layers for the terminal operations and the module combinators of the grammar."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class PositionalEncoding(nn.Module):
+    """Adds a learnable tensor of the input's shape, initialised N(0, 1)."""
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, *shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.weight
+
+
+class Permute(nn.Module):
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
+class Im2Col(nn.Module):
+    """``B×C×H×W -> B×(H'W')×(C·k·k)``; features are channel-major, like a flattened conv weight."""
+
+    def __init__(self, kernel: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.unfold(x, self.kernel, padding=self.padding, stride=self.stride).transpose(1, 2)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, padding={self.padding}"
+
+
+class Col2Im(nn.Module):
+    """``B×(H'W')×D -> B×D×H'×W'`` (a reshape on the recorded grid, not a fold)."""
+
+    def __init__(self, grid: Sequence[int]) -> None:
+        super().__init__()
+        self.grid = tuple(grid)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *self.grid)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"
+
+
+class Clone(nn.Module):
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return (x,) * self.k
+
+
+class Group(nn.Module):
+    def __init__(self, k: int, dim: int) -> None:
+        super().__init__()
+        self.k, self.dim = k, dim
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return torch.chunk(x, self.k, dim=self.dim)
+
+
+class Add(nn.Module):
+    def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Cat(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        return torch.cat(list(xs), dim=self.dim)
+
+
+class DotProduct(nn.Module):
+    """``a @ b``, scaled by ``1/sqrt(d)`` when ``scale_dim`` (= d) is given."""
+
+    def __init__(self, scale_dim: int | None = None) -> None:
+        super().__init__()
+        self.scale = None if scale_dim is None else 1.0 / math.sqrt(scale_dim)
+
+    def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        out = torch.matmul(xs[0], xs[1])
+        return out if self.scale is None else out * self.scale
+
+
+class Chain(nn.Module):
+    """Applies its layers in order (a flattened run of sequential / routing / computation modules)."""
+
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Branch(nn.Module):
+    """Fork into branches, map each with its own inner module, join."""
+
+    def __init__(self, fork: nn.Module, inners: Sequence[nn.Module], join: nn.Module) -> None:
+        super().__init__()
+        self.fork = fork
+        self.inners = nn.ModuleList(inners)
+        self.join = join
+
+    def forward(self, x: Tensor) -> Tensor:
+        xs = self.fork(x)
+        return self.join([inner(xi) for inner, xi in zip(self.inners, xs)])
+
+
+class Network(nn.Module):
+    """Backbone plus classification head: mean over H, W for an image output; for a token output,
+    ``col_pool="features"`` (the published head: mean over the feature axis, one number per token) or
+    ``col_pool="tokens"`` (mean over tokens, one embedding per sequence)."""
+
+    def __init__(self, backbone: nn.Module, output_shape: Sequence[int], num_classes: int, col_pool: str = "features") -> None:
+        super().__init__()
+        if col_pool not in ("features", "tokens"):
+            raise ValueError(f"col_pool must be 'features' or 'tokens', got {col_pool!r}")
+        self.backbone = backbone
+        self.output_shape = tuple(output_shape)
+        self.col_pool = col_pool
+        if len(output_shape) == 3:
+            self._pool_dims: tuple[int, ...] = (2, 3)
+            width = output_shape[0]
+        elif col_pool == "features":
+            self._pool_dims = (2,)
+            width = output_shape[0]
+        else:
+            self._pool_dims = (1,)
+            width = output_shape[1]
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x).mean(dim=self._pool_dims))
