@@ -1,0 +1,1 @@
+"""Neural architecture search in grammar-based search spaces: grammar, architectures, compiler, search."""

@@ -235,7 +235,7 @@ class Budget:
     max_depth: int = 48
     max_params: int = 25_000_000
     max_flops: float = 20e9
-    max_activation: int = 2**28
+    max_activation: int = 2**30
     batch_size: int = 256
 
     def __post_init__(self) -> None:

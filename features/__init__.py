@@ -1,0 +1,1 @@
+"""features package (filled by later issues)."""
