@@ -2,10 +2,11 @@
 
 Each terminal's builder makes its layer from the node's inferred input and output shapes; sequential,
 routing and computation modules become flat ``Chain``s, branching modules ``Branch``es (with a
-replicated inner module instantiated once per branch, each with its own weights).  A routing module of
-exactly ``im2col(k,s,p) -> linear(c) -> col2im`` is fused into ``Conv2d(C, c, k, s, p)``: the same
-function (Unfold's channel-major features are a flattened conv weight) without materialising the
-unfolded tensor.
+replicated inner module instantiated once per branch, each with its own weights).  Every run of
+``im2col(k,s,p) -> linear(c) -> col2im`` left in a flattened chain (a convolution, possibly written with
+nested identity routings) is fused into ``Conv2d(C, c, k, s, p)``: the same function, since Unfold's
+channel-major features are a flattened conv weight, without materialising the unfolded tensor.  The
+conv takes over the linear's initial weights, so fused and unfused builds with one seed are identical.
 """
 
 from __future__ import annotations
@@ -16,24 +17,31 @@ import torch
 from torch import nn
 
 from nas.architecture import Architecture
+from torch.nn.utils import skip_init
+
 from nas.grammar.derive import Node
-from nas.grammar.einspace import Col2Im, Im2Col, Linear
-from nas.ops import Branch, Chain, Network
+from nas.ops import Branch, Chain, Col2Im, Im2Col, Network
 
 
-def _conv_pattern(arch: Architecture, node: Node, path: tuple[int, ...]):
-    """If ``node`` is routing[im2col, computation<linear>, col2im], return (im2col op, info of linear)."""
-    if node.op != "routing" or len(node.children) != 3:
-        return None
-    pre, inner, post = (arch.node_at(path + (i,)) for i in range(3))
-    if not (isinstance(pre.op, Im2Col) and isinstance(post.op, Col2Im)):
-        return None
-    if inner.op.name != "computation":
-        return None
-    fn = arch.node_at(path + (1, 0))
-    if not isinstance(fn.op, Linear):
-        return None
-    return pre.op, fn
+def _fuse_convs(layers: list[nn.Module]) -> list[nn.Module]:
+    """Replace every run ``Im2Col(k,s,p), Linear(C·k², c), Col2Im`` by ``Conv2d(C, c, k, s, p)`` carrying
+    the linear's weights.  The col2im right after im2col + linear always folds on that im2col's grid."""
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        a, b, c = layers[i], layers[i + 1] if i + 1 < len(layers) else None, layers[i + 2] if i + 2 < len(layers) else None
+        if isinstance(a, Im2Col) and isinstance(b, nn.Linear) and isinstance(c, Col2Im):
+            k = a.kernel
+            conv = skip_init(nn.Conv2d, b.in_features // (k * k), b.out_features, k, a.stride, a.padding)
+            with torch.no_grad():
+                conv.weight.copy_(b.weight.view_as(conv.weight))
+                conv.bias.copy_(b.bias)
+            out.append(conv)
+            i += 3
+        else:
+            out.append(a)
+            i += 1
+    return out
 
 
 def build_backbone(arch: Architecture, fuse: bool = True) -> nn.Module:
@@ -44,12 +52,6 @@ def build_backbone(arch: Architecture, fuse: bool = True) -> nn.Module:
         op = info.op
         if op.is_terminal:
             return op.build(info.inputs, info.outputs)  # type: ignore[attr-defined]
-        if fuse:
-            conv = _conv_pattern(arch, node, path)
-            if conv is not None:
-                im2col, linear = conv
-                c_in = info.inputs[0].shape[0]
-                return nn.Conv2d(c_in, linear.outputs[0].shape[-1], im2col.kernel, im2col.stride, im2col.padding)
         if op.kind == "chain":
             layers: list[nn.Module] = []
             for i, child in enumerate(node.children):
@@ -58,6 +60,8 @@ def build_backbone(arch: Architecture, fuse: bool = True) -> nn.Module:
                     layers.extend(m.layers)
                 elif not isinstance(m, nn.Identity):
                     layers.append(m)
+            if fuse:
+                layers = _fuse_convs(layers)
             if not layers:
                 return nn.Identity()
             return layers[0] if len(layers) == 1 else Chain(layers)
