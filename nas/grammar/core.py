@@ -168,6 +168,10 @@ class Grammar:
         if start not in self.levels:
             raise ValueError(f"start level {start!r} is not a level of grammar {name!r}")
         self._min_nodes, self._min_height = self._completion_bounds()
+        self._reserve_after: dict[tuple[str, str], tuple[int, ...]] = {}
+        for key, op in self._index.items():
+            mins = [self.level_min_nodes(c) for c in op.children]
+            self._reserve_after[key] = tuple(sum(mins[i + 1 :]) for i in range(len(mins)))
         self.terminal_names: tuple[str, ...] = tuple(
             sorted({op.name for ops in self.levels.values() for op in ops if op.is_terminal})
         )
@@ -192,6 +196,10 @@ class Grammar:
     def min_height(self, op: Operation) -> int:
         """Smallest height (edges to the deepest leaf) of any completion of ``op``."""
         return self._min_height[(op.level, op.name)]
+
+    def reserve_after(self, op: Operation) -> tuple[int, ...]:
+        """For each child of ``op``: fewest nodes that its later siblings still need (node budgets)."""
+        return self._reserve_after[(op.level, op.name)]
 
     def level_min_nodes(self, level: str) -> int:
         return min((self._min_nodes[(level, op.name)] for op in self.levels[level] if op.weight > 0), default=math.inf)

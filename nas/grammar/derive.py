@@ -127,11 +127,6 @@ class Derivation:
         self.params = 0
         self.flops = 0
         self.infos: list[NodeInfo | None] = []
-        self._reserve_after = {}
-        for level, ops in grammar.levels.items():
-            for op in ops:
-                mins = [grammar.level_min_nodes(c) for c in op.children]
-                self._reserve_after[(level, op.name)] = tuple(sum(mins[i + 1 :]) for i in range(len(mins)))
 
     # -- entry points -------------------------------------------------------------------------------
 
@@ -248,7 +243,7 @@ class Derivation:
             return Node(op.name), out
 
         children: list[Node] = []
-        reserve_after = self._reserve_after[(op.level, op.name)]
+        reserve_after = self.grammar.reserve_after(op)
         tmpl = templates if templates is not None else (None,) * len(op.children)
 
         def child(i: int, level: str, x: Flow, n_copies: int) -> Flow:

@@ -142,3 +142,25 @@ def test_pretty_lists_every_node():
     text = a.pretty(num_classes=10)
     assert "im2col(3,1,1)  3×32×32 -> 1024×27" in text
     assert "1,792 params" in text and "with a 10-class head: 2,442 parameters" in text
+
+
+def test_check_budget():
+    from nas.grammar import Budget
+
+    a = Architecture.from_string(CONV, (3, 32, 32))
+    a.check_budget(Budget())
+    with pytest.raises(InvalidArchitectureError, match="over budget"):
+        a.check_budget(Budget(max_params=1000))
+    with pytest.raises(InvalidArchitectureError, match="over budget"):
+        a.check_budget(Budget(max_nodes=7))
+
+
+def test_grammar_and_architecture_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nas.grammar, nas.grammar.sampler, nas.architecture, nas.mutation, nas.seeds, nas.notation;"
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -85,3 +85,26 @@ def test_many_round_trips_and_mutations(shape, seed):
     arch = Sampler("einspace", shape, budget).sample(seed)
     check_round_trips(arch)
     check_mutation(arch, seed, budget)
+
+
+MATMUL_OPS = ("linear", "dot_product")
+
+
+@settings(max_examples=15)
+@given(seed=SEEDS)
+def test_matmul_flops_agree_with_torch_flop_counter(seed):
+    """Independent check of the FLOP estimates: torch counts 2·M·N·K per matmul; our linear and
+    dot-product estimates must add up to exactly that (element-wise ops torch does not count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    arch = Sampler("einspace", (3, 16, 16), COMPILE_BUDGET).sample(seed)
+    ours = 0
+    for info in arch.terminals():
+        if info.op.name.startswith(MATMUL_OPS):
+            extra = info.outputs[0].numel if info.op.name == "dot_product(scaled)" else 0
+            ours += (info.flops - extra) * info.copies
+    module = build_backbone(arch, fuse=False)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(torch.randn(1, 3, 16, 16))
+    assert counter.get_total_flops() == ours
