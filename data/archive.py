@@ -1,0 +1,420 @@
+"""The archive: one SQLite file (standard library, WAL mode) holding evaluated architectures.
+
+Tables: ``architectures`` (canonical string, hash, grammar, input shape, JSON), ``evaluations`` (keyed by
+architecture, task, protocol and seed; metrics as JSON, status, reason, seconds, time, software version),
+``features`` (cached feature vectors keyed by architecture, task, featuriser name and version, stored as
+little-endian float64 bytes with the column names kept once per featuriser) and ``runs`` (what filled the
+archive, with its configuration).  Every insert is idempotent, so re-running a job never duplicates rows.
+CSV export/import uses the columns of the published LM data (``arch``, ``arch_long``, ``acc``).  No pickle.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from nas.architecture import Architecture
+from data.training import FAILED, OK, Evaluation, software_version, _now
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS architectures (
+    hash TEXT PRIMARY KEY,
+    grammar TEXT NOT NULL,
+    input_shape TEXT NOT NULL,
+    string TEXT NOT NULL,
+    json TEXT NOT NULL,
+    nodes INTEGER, params INTEGER, flops INTEGER,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    arch_hash TEXT NOT NULL REFERENCES architectures(hash),
+    task TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    val_acc REAL,
+    metrics TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    seconds REAL,
+    device TEXT,
+    created TEXT NOT NULL,
+    version TEXT,
+    run TEXT,
+    UNIQUE (arch_hash, task, protocol, seed)
+);
+CREATE INDEX IF NOT EXISTS evaluations_task ON evaluations (task, protocol, status);
+CREATE TABLE IF NOT EXISTS feature_names (
+    featuriser TEXT NOT NULL, version TEXT NOT NULL, names TEXT NOT NULL,
+    PRIMARY KEY (featuriser, version)
+);
+CREATE TABLE IF NOT EXISTS features (
+    arch_hash TEXT NOT NULL,
+    task TEXT NOT NULL,
+    featuriser TEXT NOT NULL,
+    version TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (arch_hash, task, featuriser, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+"""
+
+#: Columns written by ``export_csv``: the published LM data's three, then ours.
+CSV_COLUMNS = ("arch", "arch_long", "acc", "hash", "grammar", "input_shape", "task", "protocol", "seed",
+               "status", "reason", "seconds", "metrics")
+
+
+class ArchiveError(ValueError):
+    """The archive file or an imported file is not what it should be."""
+
+
+class Archive:
+    """A SQLite archive of evaluated architectures.  Safe to open from several processes (WAL mode; each
+    write is one short transaction).  Use as a context manager or call ``close``."""
+
+    def __init__(self, path: "str | os.PathLike[str]") -> None:
+        self.path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._transaction():
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this software's "
+                                       f"({SCHEMA_VERSION}); upgrade surrogate-nas")
+        except sqlite3.DatabaseError as exc:
+            raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
+        self._arch_cache: dict[str, Architecture] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Archive({self.path!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- architectures -----------------------------------------------------------------------------
+
+    def _insert_arch(self, arch: Architecture) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO architectures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (arch.hash, arch.grammar.name, json.dumps(list(arch.input_shape)), arch.to_string(), arch.to_json(),
+             arch.num_nodes, arch.num_params, arch.flops, _now()),
+        )
+
+    def add_architecture(self, arch: Architecture) -> str:
+        """Store ``arch`` (idempotent); returns its hash."""
+        with self._transaction():
+            self._insert_arch(arch)
+        return arch.hash
+
+    def architecture(self, arch_hash: str) -> Architecture:
+        """The stored architecture with this hash (``KeyError`` if absent)."""
+        cached = self._arch_cache.get(arch_hash)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT json FROM architectures WHERE hash = ?", (arch_hash,)).fetchone()
+        if row is None:
+            raise KeyError(f"{self.path}: no architecture with hash {arch_hash[:16]}…")
+        arch = Architecture.from_json(row[0])
+        self._arch_cache[arch_hash] = arch
+        return arch
+
+    def architectures(self) -> list[Architecture]:
+        return [self.architecture(h) for (h,) in self._db.execute("SELECT hash FROM architectures ORDER BY rowid")]
+
+    def num_architectures(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM architectures").fetchone()[0]
+
+    # -- evaluations -------------------------------------------------------------------------------
+
+    def add_evaluation(self, evaluation: Evaluation, arch: Architecture | None = None, run: str | None = None) -> bool:
+        """Store an evaluation (and its architecture, if given).  Returns False when an evaluation with
+        the same (architecture, task, protocol, seed) was already there: the first one is kept."""
+        if arch is not None and arch.hash != evaluation.arch_hash:
+            raise ArchiveError(f"evaluation is for {evaluation.arch_hash[:12]} but the architecture is {arch.hash[:12]}")
+        val = evaluation.metrics.get("val_acc") if evaluation.ok else None
+        with self._transaction():
+            if arch is not None:
+                self._insert_arch(arch)
+            elif self._db.execute("SELECT 1 FROM architectures WHERE hash = ?", (evaluation.arch_hash,)).fetchone() is None:
+                raise ArchiveError(f"architecture {evaluation.arch_hash[:12]} is not in the archive; pass arch=")
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO evaluations (arch_hash, task, protocol, seed, status, val_acc, metrics, "
+                "reason, seconds, device, created, version, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), evaluation.status,
+                 None if val is None or not math.isfinite(float(val)) else float(val),
+                 json.dumps(_jsonable(evaluation.metrics)), evaluation.reason, evaluation.seconds, evaluation.device,
+                 evaluation.created or _now(), evaluation.version or software_version(), run),
+            )
+            return cur.rowcount == 1
+
+    def get_evaluation(self, arch_hash: str, task: str, protocol: str, seed: int) -> Evaluation | None:
+        row = self._db.execute(
+            f"SELECT {_EVAL_COLS} FROM evaluations WHERE arch_hash = ? AND task = ? AND protocol = ? AND seed = ?",
+            (arch_hash, task, protocol, int(seed)),
+        ).fetchone()
+        return None if row is None else _evaluation(row)
+
+    def has_evaluation(self, arch_hash: str, task: str, protocol: str, seed: int) -> bool:
+        return self.get_evaluation(arch_hash, task, protocol, seed) is not None
+
+    def evaluations(
+        self, task: str | None = None, protocol: str | None = None, status: str | None = None, run: str | None = None
+    ) -> list[Evaluation]:
+        """Evaluations in insertion order, optionally filtered."""
+        where, args = _filters(task=task, protocol=protocol, status=status, run=run)
+        rows = self._db.execute(f"SELECT {_EVAL_COLS} FROM evaluations {where} ORDER BY id", args)
+        return [_evaluation(r) for r in rows]
+
+    def count(self, task: str | None = None, protocol: str | None = None, status: str | None = None,
+              run: str | None = None) -> int:
+        where, args = _filters(task=task, protocol=protocol, status=status, run=run)
+        return self._db.execute(f"SELECT COUNT(*) FROM evaluations {where}", args).fetchone()[0]
+
+    def tasks(self) -> list[tuple[str, str, int]]:
+        """``(task, protocol, evaluations)`` for every task and protocol in the archive."""
+        return [tuple(r) for r in self._db.execute(
+            "SELECT task, protocol, COUNT(*) FROM evaluations GROUP BY task, protocol ORDER BY task, protocol")]
+
+    def dataset(
+        self,
+        task: str,
+        protocol: str | None = None,
+        metric: str = "val_acc",
+        include_failed: bool = False,
+        failed_value: float = 0.0,
+    ) -> tuple[list[Architecture], np.ndarray]:
+        """``(architectures, targets)`` for a task: one row per distinct architecture (the mean over
+        seeds), in first-evaluation order.  Failures are left out unless ``include_failed``, in which case
+        they score ``failed_value`` (the published archives record failed trainings as 0)."""
+        where, args = _filters(task=task, protocol=protocol)
+        if protocol is None:
+            protocols = {p for (t, p, _) in self.tasks() if t == task}
+            if len(protocols) > 1:
+                raise ArchiveError(f"task {task!r} has evaluations under several protocols ({', '.join(sorted(protocols))}); "
+                                   "name one")
+        rows = self._db.execute(f"SELECT arch_hash, status, metrics FROM evaluations {where} ORDER BY id", args)
+        values: dict[str, list[float]] = {}
+        for arch_hash, status, metrics in rows:
+            if status == OK:
+                v = json.loads(metrics).get(metric)
+                if v is None:
+                    raise ArchiveError(f"evaluation of {arch_hash[:12]} on {task!r} has no metric {metric!r}")
+                value = float(v)
+            elif include_failed:
+                value = failed_value
+            else:
+                continue
+            values.setdefault(arch_hash, []).append(value)
+        archs = [self.architecture(h) for h in values]
+        return archs, np.array([np.mean(v) for v in values.values()], dtype=float)
+
+    # -- features ----------------------------------------------------------------------------------
+
+    def put_features(self, arch_hash: str, task: str, featuriser: str, version: str, names: Sequence[str],
+                     vector: Sequence[float]) -> None:
+        """Cache a feature vector (idempotent; NaN allowed)."""
+        vec = np.asarray(vector, dtype="<f8")
+        if vec.ndim != 1 or len(vec) != len(names):
+            raise ArchiveError(f"feature vector of length {vec.size} does not match {len(names)} names")
+        with self._transaction():
+            row = self._db.execute("SELECT names FROM feature_names WHERE featuriser = ? AND version = ?",
+                                   (featuriser, version)).fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO feature_names VALUES (?, ?, ?)", (featuriser, version, json.dumps(list(names))))
+            elif json.loads(row[0]) != list(names):
+                raise ArchiveError(f"featuriser {featuriser!r} version {version!r} changed its columns without a new "
+                                   "version; bump the featuriser's version")
+            self._db.execute("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)",
+                             (arch_hash, task, featuriser, version, vec.tobytes(), _now()))
+
+    def get_features(self, arch_hashes: Sequence[str], task: str, featuriser: str,
+                     version: str) -> dict[str, np.ndarray]:
+        """Cached vectors for those of ``arch_hashes`` that have one."""
+        out: dict[str, np.ndarray] = {}
+        hashes = list(arch_hashes)
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for h, blob in self._db.execute(
+                f"SELECT arch_hash, vector FROM features WHERE task = ? AND featuriser = ? AND version = ? "
+                f"AND arch_hash IN ({marks})", (task, featuriser, version, *chunk)):
+                out[h] = np.frombuffer(blob, dtype="<f8").copy()
+        return out
+
+    def feature_names(self, featuriser: str, version: str) -> list[str] | None:
+        row = self._db.execute("SELECT names FROM feature_names WHERE featuriser = ? AND version = ?",
+                               (featuriser, version)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def start_run(self, name: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Record a run, or return the stored config of a run of that name (resume by re-running).  A
+        different config under the same name is an error: it would mix two experiments."""
+        row = self._db.execute("SELECT kind, config FROM runs WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            stored = json.loads(row[1])
+            if row[0] != kind or stored != _jsonable(config):
+                raise ArchiveError(
+                    f"run {name!r} already exists in {self.path} with a different configuration "
+                    f"(stored {row[0]} {json.dumps(stored, sort_keys=True)}); choose another run name"
+                )
+            with self._transaction():
+                self._db.execute("UPDATE runs SET updated = ? WHERE name = ?", (_now(), name))
+            return stored
+        with self._transaction():
+            self._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                             (name, kind, json.dumps(_jsonable(config), sort_keys=True), _now(), _now()))
+        return config
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "kind": k, "config": json.loads(c), "created": cr, "updated": u}
+            for n, k, c, cr, u in self._db.execute("SELECT name, kind, config, created, updated FROM runs ORDER BY created")
+        ]
+
+    # -- CSV -----------------------------------------------------------------------------------------
+
+    def export_csv(self, path: "str | os.PathLike[str]", task: str | None = None, protocol: str | None = None) -> int:
+        """Write evaluations as CSV: ``arch`` (compact string), ``arch_long``, ``acc`` (validation accuracy
+        in [0, 1], empty for failures), then our own columns.  Returns the number of rows."""
+        n = 0
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for ev in self.evaluations(task=task, protocol=protocol):
+                arch = self.architecture(ev.arch_hash)
+                writer.writerow([
+                    arch.to_string(), arch.long_string(), "" if not ev.ok else repr(float(ev.val_acc)), arch.hash,
+                    arch.grammar.name, "x".join(map(str, arch.input_shape)), ev.task, ev.protocol, ev.seed,
+                    ev.status, ev.reason, ev.seconds, json.dumps(_jsonable(ev.metrics)),
+                ])
+                n += 1
+        return n
+
+    def import_csv(
+        self,
+        path: "str | os.PathLike[str]",
+        task: str | None = None,
+        protocol: str = "imported",
+        input_shape: "str | Sequence[int] | None" = None,
+        grammar: str = "einspace",
+        seed: int = 0,
+    ) -> int:
+        """Read a CSV written by ``export_csv`` or in the published LM format (``arch`` and/or
+        ``arch_long``, ``acc``; accuracies above 1 are read as percentages).  Columns missing from the
+        file come from the arguments.  Returns the number of evaluations added (duplicates are skipped)."""
+        added = 0
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            cols = set(reader.fieldnames or ())
+            if not cols & {"arch", "arch_long"} or "acc" not in cols:
+                raise ArchiveError(f"{path}: a CSV archive needs the columns 'arch' or 'arch_long', and 'acc'; "
+                                   f"found {sorted(cols)}")
+            for line, row in enumerate(reader, start=2):
+                where = f"{path}, line {line}"
+                shape = row.get("input_shape") or input_shape
+                row_task = row.get("task") or task
+                if shape is None or row_task is None:
+                    raise ArchiveError(f"{where}: no input shape / task in the file; pass input_shape= and task=")
+                text = row.get("arch") or row.get("arch_long")
+                try:
+                    arch = Architecture.from_string(text, shape, row.get("grammar") or grammar)
+                except ValueError as exc:
+                    raise ArchiveError(f"{where}: {exc}") from None
+                status = row.get("status") or (OK if row["acc"] not in ("", None) else FAILED)
+                metrics = json.loads(row["metrics"]) if row.get("metrics") else {}
+                if status == OK:
+                    try:
+                        acc = float(row["acc"])
+                    except ValueError:
+                        raise ArchiveError(f"{where}: acc {row['acc']!r} is not a number") from None
+                    metrics["val_acc"] = acc / 100.0 if acc > 1.0 else acc
+                ev = Evaluation(
+                    arch_hash=arch.hash, task=row_task, protocol=row.get("protocol") or protocol,
+                    seed=int(row.get("seed") or seed), status=status, metrics=metrics,
+                    reason=row.get("reason") or "", seconds=float(row.get("seconds") or 0.0), device="imported",
+                    created=_now(), version=software_version(),
+                )
+                added += self.add_evaluation(ev, arch)
+        return added
+
+
+_EVAL_COLS = "arch_hash, task, protocol, seed, status, metrics, reason, seconds, device, created, version"
+
+
+def _evaluation(row: tuple) -> Evaluation:
+    arch_hash, task, protocol, seed, status, metrics, reason, seconds, device, created, version = row
+    return Evaluation(arch_hash, task, protocol, int(seed), status, json.loads(metrics), reason, seconds or 0.0,
+                      device or "", created, version or "")
+
+
+def _filters(**kwargs: Any) -> tuple[str, tuple]:
+    parts, args = [], []
+    for key, value in kwargs.items():
+        if value is not None:
+            parts.append(f"{key} = ?")
+            args.append(value)
+    return ("WHERE " + " AND ".join(parts)) if parts else "", tuple(args)
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value

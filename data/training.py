@@ -1,0 +1,347 @@
+"""Training one candidate on a task, and the ``Evaluation`` record it produces.
+
+The default ``TrainingProtocol`` is the published einspace protocol (SGD, momentum 0.9, lr 0.04, weight
+decay 3e-4, cosine schedule stepped per epoch, batch 256, 8 epochs, no augmentation; fitness = validation
+accuracy after the final epoch).  ``PROTOCOLS["reduced"]`` is the named CPU protocol used to fill archives
+on a laptop.  A candidate that fails (an exception, a non-finite loss, over its time or memory budget)
+yields an ``Evaluation`` with status ``failed`` and a reason; ``train_and_evaluate`` never raises for a
+candidate's fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+OK = "ok"
+FAILED = "failed"
+
+
+def software_version() -> str:
+    """The installed surrogate-nas version (recorded with every evaluation)."""
+    try:
+        from importlib.metadata import version
+
+        return version("surrogate-nas")
+    except Exception:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class TrainingProtocol:
+    """Everything that decides how a candidate is trained and scored.  Two protocols with equal fields
+    have equal ``key``s, which key evaluations in the archive."""
+
+    name: str = "published"
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 0.04
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    schedule: str = "cosine"
+    #: Use only the first n training / validation examples (None: all).
+    train_subset: int | None = None
+    valid_subset: int | None = None
+    #: Per-channel mean/std of the training inputs applied to every split (the published preprocessing).
+    normalize: bool = True
+    #: The published training loader drops the last incomplete batch.
+    drop_last: bool = True
+    #: Budgets: wall-clock seconds for training, and estimated memory of weights, optimiser state and
+    #: activations at ``batch_size`` (MiB).  None: unlimited.
+    max_seconds: float | None = None
+    max_memory_mb: float | None = None
+    #: Pooling of sequence outputs in the head (see ``nas.compile``).
+    col_pool: str = "features"
+    #: Also report test accuracy (the search never looks at it).
+    evaluate_test: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"protocol {self.name!r}: epochs and batch_size must be positive")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"protocol {self.name!r}: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ValueError(f"protocol {self.name!r}: lr must be positive, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainingProtocol":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training-protocol fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @property
+    def key(self) -> str:
+        """``name-<8 hex>``: readable, and different whenever any field differs."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return f"{self.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+    def replace(self, **changes: Any) -> "TrainingProtocol":
+        return dataclasses.replace(self, **changes)
+
+
+PROTOCOLS: dict[str, TrainingProtocol] = {
+    "published": TrainingProtocol(),
+    # CPU-sized: 3 epochs over the first 2,000 training examples at batch 64, scored on 1,000 validation
+    # examples, with a 120 s time budget so that no pathological candidate stalls an archive build.
+    "reduced": TrainingProtocol(
+        name="reduced", epochs=3, batch_size=64, train_subset=2000, valid_subset=1000, max_seconds=120.0,
+        max_memory_mb=4096,
+    ),
+    # Seconds per candidate, for tests and demonstrations only: one epoch over 512 examples.
+    "smoke": TrainingProtocol(
+        name="smoke", epochs=1, batch_size=64, train_subset=512, valid_subset=256, max_seconds=60.0,
+        max_memory_mb=2048,
+    ),
+}
+
+
+def get_protocol(spec: "str | TrainingProtocol | Mapping[str, Any]") -> TrainingProtocol:
+    """A protocol by name (``published``, ``reduced``), a JSON file path, a dict, or passed through."""
+    if isinstance(spec, TrainingProtocol):
+        return spec
+    if isinstance(spec, Mapping):
+        return TrainingProtocol.from_dict(spec)
+    if spec in PROTOCOLS:
+        return PROTOCOLS[spec]
+    if isinstance(spec, str) and spec.endswith(".json"):
+        with open(spec, encoding="utf-8") as fh:
+            return TrainingProtocol.from_dict(json.load(fh))
+    raise KeyError(f"unknown training protocol {spec!r}; expected one of {sorted(PROTOCOLS)} or a .json file")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating one architecture on one task under one protocol and seed."""
+
+    arch_hash: str
+    task: str
+    protocol: str
+    seed: int
+    status: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    reason: str = ""
+    seconds: float = 0.0
+    device: str = "cpu"
+    created: str = ""
+    version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def val_acc(self) -> float:
+        """Validation accuracy in [0, 1]; NaN for failures."""
+        return float(self.metrics.get("val_acc", float("nan"))) if self.ok else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Evaluation":
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _record(arch, task_name: str, protocol: TrainingProtocol, seed: int, status: str, *, metrics=None,
+            reason: str = "", seconds: float = 0.0, device: str = "cpu") -> Evaluation:
+    return Evaluation(
+        arch_hash=arch.hash, task=task_name, protocol=protocol.key, seed=int(seed), status=status,
+        metrics=dict(metrics or {}), reason=reason, seconds=round(float(seconds), 4), device=str(device),
+        created=_now(), version=software_version(),
+    )
+
+
+def estimate_memory_mb(arch, num_classes: int, batch_size: int) -> float:
+    """Rough training-memory estimate: parameters with gradients and momentum (3 copies, float32) plus
+    every layer's output kept for the backward pass (2 copies: activation and its gradient)."""
+    params = arch.num_params + arch.head_params(num_classes)
+    activations = sum(max(s.numel for s in info.outputs) * info.copies for info in arch.terminals())
+    return (3 * params + 2 * activations * batch_size) * 4 / 2**20
+
+
+class CandidateFailure(Exception):
+    """Internal: the candidate failed in a way that becomes a ``failed`` evaluation with this reason."""
+
+
+def _normalizer(x, mode: str):
+    """Per-channel mean and std of training inputs: axis 1 for images, the feature axis for sequences."""
+    dims = (0, 2, 3) if mode == "im" else (0, 1)
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    return mean, std
+
+
+def _accuracy(net, x, y, batch_size: int) -> tuple[float, float]:
+    import torch
+    import torch.nn.functional as F
+
+    net.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            out = net(x[i : i + batch_size])
+            loss_sum += float(F.cross_entropy(out, y[i : i + batch_size], reduction="sum"))
+            correct += int((out.argmax(1) == y[i : i + batch_size]).sum())
+    n = max(len(y), 1)
+    return correct / n, loss_sum / n
+
+
+def train_and_evaluate(
+    arch,
+    task,
+    protocol: "TrainingProtocol | str" = "published",
+    seed: int = 0,
+    device: str = "cpu",
+) -> Evaluation:
+    """Train ``arch`` on ``task`` under ``protocol`` with ``seed`` and score it.  Weights, batch order and
+    everything random derive from ``seed`` through private generators, so on one machine the same call
+    gives the same result.  Tabular tasks are looked up instead of trained.  Never raises for a
+    candidate's fault: failures come back as ``status == "failed"`` with a reason."""
+    protocol = get_protocol(protocol)
+    start = time.perf_counter()
+    if getattr(task, "is_tabular", False):
+        try:
+            metrics = task.lookup(arch)
+        except KeyError as exc:
+            return _record(arch, task.name, protocol, seed, FAILED, reason=f"not in table: {exc}",
+                           seconds=time.perf_counter() - start)
+        return _record(arch, task.name, protocol, seed, OK, metrics=metrics, seconds=time.perf_counter() - start,
+                       device="table")
+    try:
+        metrics = _train(arch, task, protocol, seed, device, start)
+    except CandidateFailure as exc:
+        return _record(arch, task.name, protocol, seed, FAILED, reason=str(exc),
+                       seconds=time.perf_counter() - start, device=device)
+    except Exception as exc:  # the candidate's fault: record it, the caller goes on
+        reason = f"{type(exc).__name__}: {exc}"
+        if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError):
+            reason = f"out of memory: {reason}"
+        else:
+            reason = f"exception: {reason}"
+        log.info("candidate %s failed: %s", arch.hash[:12], reason)
+        return _record(arch, task.name, protocol, seed, FAILED, reason=reason[:2000],
+                       seconds=time.perf_counter() - start, device=device)
+    return _record(arch, task.name, protocol, seed, OK, metrics=metrics, seconds=time.perf_counter() - start,
+                   device=device)
+
+
+def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+
+    from nas.compile import compile_architecture
+
+    if tuple(arch.input_shape) != tuple(task.input_shape):
+        raise CandidateFailure(
+            f"input shape mismatch: architecture built for {tuple(arch.input_shape)}, task {task.name!r} "
+            f"has {tuple(task.input_shape)}"
+        )
+    if protocol.max_memory_mb is not None:
+        mb = estimate_memory_mb(arch, task.num_classes, protocol.batch_size)
+        if mb > protocol.max_memory_mb:
+            raise CandidateFailure(
+                f"over memory budget: estimated {mb:,.0f} MiB at batch {protocol.batch_size} "
+                f"> {protocol.max_memory_mb:,.0f} MiB"
+            )
+    dev = torch.device(device)
+    train = task.train.head(protocol.train_subset)
+    valid = task.valid.head(protocol.valid_subset)
+    # GPU-resident data: the whole (small) split moves to the device once.
+    xtr = torch.as_tensor(np.ascontiguousarray(train.x), dtype=torch.float32, device=dev)
+    ytr = torch.as_tensor(train.y, dtype=torch.long, device=dev)
+    xva = torch.as_tensor(np.ascontiguousarray(valid.x), dtype=torch.float32, device=dev)
+    yva = torch.as_tensor(valid.y, dtype=torch.long, device=dev)
+    if protocol.normalize and len(xtr) > 1:
+        mean, std = _normalizer(xtr, arch.input_mode)
+        xtr, xva = (xtr - mean) / std, (xva - mean) / std
+    else:
+        mean = std = None
+
+    net = compile_architecture(arch, task.num_classes, col_pool=protocol.col_pool, seed=seed).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=protocol.epochs)
+             if protocol.schedule == "cosine" else None)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    n, bs = len(ytr), protocol.batch_size
+    steps_per_epoch = n // bs if protocol.drop_last else math.ceil(n / bs)
+    if steps_per_epoch == 0:
+        raise CandidateFailure(f"no training step: {n} training examples < batch size {bs} with drop_last")
+    epoch_seconds: list[float] = []
+    train_loss = train_acc = float("nan")
+    for epoch in range(protocol.epochs):
+        t0 = time.perf_counter()
+        net.train()
+        order = torch.randperm(n, generator=gen).to(dev)
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
+        for step in range(steps_per_epoch):
+            idx = order[step * bs : (step + 1) * bs]
+            xb, yb = xtr[idx], ytr[idx]
+            out = net(xb)
+            loss = F.cross_entropy(out, yb)
+            if not torch.isfinite(loss):
+                raise CandidateFailure(f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (out.detach().argmax(1) == yb).sum()
+            seen += len(yb)
+            if protocol.max_seconds is not None and time.perf_counter() - start > protocol.max_seconds:
+                raise CandidateFailure(
+                    f"over time budget: {time.perf_counter() - start:.1f} s > {protocol.max_seconds:g} s "
+                    f"at epoch {epoch + 1}, step {step + 1}"
+                )
+        if sched is not None:
+            sched.step()
+        train_loss, train_acc = float(loss_sum) / seen, int(correct) / seen
+        epoch_seconds.append(time.perf_counter() - t0)
+    val_acc, val_loss = _accuracy(net, xva, yva, max(bs, 256))
+    if not math.isfinite(val_loss):
+        raise CandidateFailure(f"non-finite validation loss ({val_loss})")
+    metrics = {
+        "val_acc": val_acc,
+        "val_loss": val_loss,
+        "train_acc": train_acc,
+        "train_loss": train_loss,
+        "epochs": protocol.epochs,
+        "steps": protocol.epochs * steps_per_epoch,
+        "seconds_per_epoch": float(np.mean(epoch_seconds)),
+        "params": arch.num_params + arch.head_params(task.num_classes, protocol.col_pool),
+        "flops": arch.flops,
+    }
+    if protocol.evaluate_test:
+        xte = torch.as_tensor(np.ascontiguousarray(task.test.x), dtype=torch.float32, device=dev)
+        yte = torch.as_tensor(task.test.y, dtype=torch.long, device=dev)
+        if mean is not None:
+            xte = (xte - mean) / std
+        metrics["test_acc"], metrics["test_loss"] = _accuracy(net, xte, yte, max(bs, 256))
+    return metrics
+
+
+def machine() -> str:
+    """One line naming the machine, for benchmark tables."""
+    return f"{platform.machine()} {platform.system()}, Python {platform.python_version()}"

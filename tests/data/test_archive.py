@@ -1,0 +1,158 @@
+import csv
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from data.archive import Archive, ArchiveError
+from data.training import Evaluation
+from nas.architecture import Architecture
+from nas.grammar.sampler import Sampler
+
+SHAPE = (3, 8, 8)
+
+
+def archs(n, seed=0):
+    s = Sampler("einspace", SHAPE)
+    out, i = [], 0
+    while len(out) < n:
+        a = s.sample(np.random.default_rng([seed, i]))
+        i += 1
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def ev(arch, acc, task="t", protocol="p-1", seed=0, status="ok", reason=""):
+    metrics = {"val_acc": acc, "val_loss": 1.0} if status == "ok" else {}
+    return Evaluation(arch.hash, task, protocol, seed, status, metrics, reason, 1.5, "cpu", "2026-01-01T00:00:00+00:00", "0")
+
+
+@pytest.fixture
+def archive(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as a:
+        yield a
+
+
+def test_wal_mode_and_schema(archive):
+    assert archive._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = {r[0] for r in archive._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"architectures", "evaluations", "features", "feature_names", "runs", "meta"} <= names
+
+
+def test_inserts_are_idempotent(archive):
+    a = archs(1)[0]
+    assert archive.add_architecture(a) == a.hash
+    archive.add_architecture(a)
+    assert archive.num_architectures() == 1
+    assert archive.add_evaluation(ev(a, 0.5), a) is True
+    assert archive.add_evaluation(ev(a, 0.9), a) is False  # same key: the first one is kept
+    assert archive.count() == 1 and archive.get_evaluation(a.hash, "t", "p-1", 0).val_acc == 0.5
+    assert archive.add_evaluation(ev(a, 0.7, seed=1)) is True  # another seed is another evaluation
+    assert archive.architecture(a.hash) == a
+
+
+def test_evaluation_needs_its_architecture(archive):
+    a, b = archs(2)
+    with pytest.raises(ArchiveError, match="not in the archive"):
+        archive.add_evaluation(ev(a, 0.5))
+    with pytest.raises(ArchiveError, match="evaluation is for"):
+        archive.add_evaluation(ev(a, 0.5), b)
+
+
+def test_dataset_query(archive):
+    a, b, c, d = archs(4)
+    archive.add_evaluation(ev(a, 0.5), a)
+    archive.add_evaluation(ev(a, 0.7, seed=1), a)  # two seeds: the mean
+    archive.add_evaluation(ev(b, 0.2), b)
+    archive.add_evaluation(ev(c, None, status="failed", reason="boom"), c)
+    archive.add_evaluation(ev(d, 0.9, task="other"), d)
+    xs, y = archive.dataset("t")
+    assert xs == [a, b] and y.tolist() == pytest.approx([0.6, 0.2])
+    xs, y = archive.dataset("t", include_failed=True)
+    assert xs == [a, b, c] and y[-1] == 0.0
+    assert archive.count(task="t", status="failed") == 1
+    assert [e.reason for e in archive.evaluations(status="failed")] == ["boom"]
+    assert archive.tasks() == [("other", "p-1", 1), ("t", "p-1", 4)]
+    archive.add_evaluation(ev(d, 0.9, protocol="q-2"), d)
+    with pytest.raises(ArchiveError, match="several protocols"):
+        archive.dataset("t")
+    assert archive.dataset("t", protocol="q-2")[0] == [d]
+
+
+def test_csv_round_trip(archive, tmp_path):
+    a, b, c = archs(3)
+    archive.add_evaluation(ev(a, 0.5), a)
+    archive.add_evaluation(ev(b, 0.25), b)
+    archive.add_evaluation(ev(c, None, status="failed", reason="non-finite loss"), c)
+    path = tmp_path / "x.csv"
+    assert archive.export_csv(path) == 3
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:3] == ["arch", "arch_long", "acc"]
+    assert rows[0]["arch"] == a.to_string() and rows[0]["arch_long"] == a.long_string() and float(rows[0]["acc"]) == 0.5
+    assert rows[2]["acc"] == "" and rows[2]["status"] == "failed"
+    with Archive(tmp_path / "b.sqlite") as other:
+        assert other.import_csv(path) == 3
+        assert other.import_csv(path) == 0  # idempotent
+        assert [(e.arch_hash, e.status, e.val_acc if e.ok else None, e.reason) for e in other.evaluations()] == [
+            (e.arch_hash, e.status, e.val_acc if e.ok else None, e.reason) for e in archive.evaluations()]
+        assert other.dataset("t")[1].tolist() == archive.dataset("t")[1].tolist()
+
+
+def test_import_published_lm_format(archive, tmp_path):
+    a = archs(1)[0]
+    path = tmp_path / "train.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["acc", "arch", "arch_long"])
+        w.writerow(["87.5", a.to_string(), a.long_string()])
+    with pytest.raises(ArchiveError, match="no input shape"):
+        archive.import_csv(path)
+    assert archive.import_csv(path, task="addnist", input_shape="3x8x8") == 1
+    assert archive.dataset("addnist")[1].tolist() == [0.875]  # percentages are read as such
+    bad = tmp_path / "bad.csv"
+    bad.write_text("acc,arch\n0.5,sequential(bogus)\n")
+    with pytest.raises(ArchiveError, match=r"bad.csv, line 2"):
+        archive.import_csv(bad, task="t", input_shape="3x8x8")
+    bad.write_text("accuracy,net\n0.5,x\n")
+    with pytest.raises(ArchiveError, match="needs the columns"):
+        archive.import_csv(bad, task="t", input_shape="3x8x8")
+
+
+def test_feature_cache(archive):
+    a, b = archs(2)
+    names = ["f1", "f2", "f3"]
+    archive.put_features(a.hash, "t", "graf", "1", names, [1.0, float("nan"), 3.0])
+    archive.put_features(a.hash, "t", "graf", "1", names, [1.0, float("nan"), 3.0])
+    got = archive.get_features([a.hash, b.hash], "t", "graf", "1")
+    assert list(got) == [a.hash] and np.isnan(got[a.hash][1]) and got[a.hash][2] == 3.0
+    assert archive.get_features([a.hash], "t", "graf", "2") == {}
+    assert archive.feature_names("graf", "1") == names
+    with pytest.raises(ArchiveError, match="bump the featuriser's version"):
+        archive.put_features(b.hash, "t", "graf", "1", ["g1", "g2", "g3"], [0, 0, 0])
+    with pytest.raises(ArchiveError, match="does not match"):
+        archive.put_features(b.hash, "t", "graf", "1", names, [0, 0])
+
+
+def test_runs_resume_and_refuse_a_changed_config(archive):
+    assert archive.start_run("r", "build", {"n": 1, "seed": 0}) == {"n": 1, "seed": 0}
+    assert archive.start_run("r", "build", {"n": 1, "seed": 0}) == {"n": 1, "seed": 0}
+    with pytest.raises(ArchiveError, match="different configuration"):
+        archive.start_run("r", "build", {"n": 1, "seed": 1})
+    assert [r["name"] for r in archive.runs()] == ["r"]
+
+
+def test_not_an_archive(tmp_path):
+    p = tmp_path / "junk.sqlite"
+    p.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(ArchiveError, match="not a surrogate-nas archive"):
+        Archive(p)
+
+
+def test_two_connections_see_each_other(tmp_path):
+    a = archs(1)[0]
+    with Archive(tmp_path / "a.sqlite") as one, Archive(tmp_path / "a.sqlite") as two:
+        one.add_evaluation(ev(a, 0.5), a)
+        assert two.count() == 1
