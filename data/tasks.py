@@ -137,6 +137,7 @@ class TabularTask:
 
 #: name -> (factory(seed=...) -> Task | TabularTask, one-line description)
 _TASKS: dict[str, tuple[Callable[..., Any], str]] = {}
+_BUILTINS_LOADED: list[bool] = []
 
 
 def register_task(name: str, factory: Callable[..., Any], description: str = "") -> None:
@@ -145,9 +146,11 @@ def register_task(name: str, factory: Callable[..., Any], description: str = "")
 
 
 def _builtin() -> None:
-    if _TASKS:
+    """Register the built-in tasks on first use (not at import: no module-level side effects)."""
+    if _BUILTINS_LOADED:
         return
-    from data import generators, nb201  # noqa: F401  (each registers its tasks)
+    _BUILTINS_LOADED.append(True)
+    from data import generators, nb201
 
     generators.register_all(register_task)
     nb201.register_all(register_task)

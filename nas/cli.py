@@ -71,16 +71,18 @@ def _read_architecture(text: str, input_shape: str | None, grammar: str) -> Arch
     return Architecture.from_string(stripped, shape, grammar)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    source = args.arch
+def _read_text(source: str | None) -> str:
+    """An argument that is a string, a file name, or '-'/absent for standard input."""
     if source is None or source == "-":
-        text = sys.stdin.read()
-    elif os.path.isfile(source):
+        return sys.stdin.read()
+    if os.path.isfile(source):
         with open(source, encoding="utf-8") as fh:
-            text = fh.read()
-    else:
-        text = source
-    arch = _read_architecture(text, args.input_shape, args.grammar)
+            return fh.read()
+    return source
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    arch = _read_architecture(_read_text(args.arch), args.input_shape, args.grammar)
     if args.json:
         record = arch.summary()
         record["long_string"] = arch.long_string()
@@ -89,6 +91,104 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(arch.to_string())
     print()
     print(arch.pretty(num_classes=args.classes))
+    return 0
+
+
+# -- tasks, evaluation, archives ---------------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from data.tasks import get_task, task_descriptions
+
+    if args.action == "list":
+        for name, desc in task_descriptions().items():
+            print(f"{name:<20} {desc}")
+        return 0
+    if not args.name:
+        raise ValueError(f"nas tasks {args.action} needs a task name or folder")
+    task = get_task(args.name, seed=args.seed)
+    if args.action == "show":
+        print(json.dumps(task.describe(), indent=2))
+        return 0
+    if getattr(task, "is_tabular", False):
+        raise ValueError(f"task {task.name!r} is a look-up table: it has no data to export")
+    from data.unseen import export_unseen
+
+    if not args.output:
+        raise ValueError("nas tasks export needs -o FOLDER")
+    export_unseen(task, args.output)
+    print(f"wrote {task.name} to {args.output} (Unseen-NAS format)", file=sys.stderr)
+    return 0
+
+
+def _task_arch(args: argparse.Namespace, task) -> Architecture:
+    grammar = getattr(task, "grammar", None) or args.grammar
+    text = _read_text(args.arch)
+    if grammar == "nb201" and text.strip().startswith("|"):
+        from nas.grammar.nb201 import from_cell_string
+
+        return from_cell_string(text.strip(), task.input_shape)
+    shape = "x".join(map(str, task.input_shape))
+    return _read_architecture(text, shape, grammar)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from data.tasks import get_task
+    from data.training import get_protocol, train_and_evaluate
+
+    task = get_task(args.task, seed=args.task_seed)
+    arch = _task_arch(args, task)
+    protocol = get_protocol(args.protocol)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ev = train_and_evaluate(arch, task, protocol, seed=args.seed, device=args.device)
+    if args.archive:
+        from data.archive import Archive
+
+        with Archive(args.archive) as archive:
+            archive.add_evaluation(ev, arch)
+    record = ev.to_dict() | {"arch": arch.to_string()}
+    print(json.dumps(record, indent=2 if not args.json else None))
+    return 0 if ev.ok else 1
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from data.archive import Archive
+
+    with Archive(args.archive) as archive:
+        if args.action == "build":
+            from data.evaluate import build_archive
+
+            if not args.task:
+                raise ValueError("nas archive build needs --task")
+            counts = build_archive(
+                archive, args.task, args.n, seed=args.seed, sampler=args.sampler, protocol=args.protocol,
+                budget=args.budget, grammar=args.grammar, task_seed=args.task_seed, train_seed=args.train_seed,
+                workers=args.workers, device=args.device, run=args.run,
+            )
+            print(json.dumps(counts))
+        elif args.action == "info":
+            print(f"{archive.path}: {archive.num_architectures()} architectures")
+            for task, protocol, n in archive.tasks():
+                ok = archive.count(task=task, protocol=protocol, status="ok")
+                _, y = archive.dataset(task, protocol)
+                best = f", best val_acc {y.max():.4f}, mean {y.mean():.4f}" if len(y) else ""
+                print(f"  {task:<20} {protocol:<22} {n:>6} evaluations ({n - ok} failed){best}")
+            for run in archive.runs():
+                print(f"  run {run['name']} ({run['kind']}, since {run['created']})")
+        elif args.action == "export":
+            if not args.output:
+                raise ValueError("nas archive export needs -o FILE.csv")
+            n = archive.export_csv(args.output, task=args.task, protocol=args.protocol_key)
+            print(f"wrote {n} evaluations to {args.output}", file=sys.stderr)
+        elif args.action == "import":
+            if not args.input:
+                raise ValueError("nas archive import needs -i FILE.csv")
+            n = archive.import_csv(args.input, task=args.task, protocol=args.protocol_key or "imported",
+                                   input_shape=args.input_shape, grammar=args.grammar or "einspace")
+            print(f"added {n} evaluations from {args.input}", file=sys.stderr)
     return 0
 
 
@@ -115,6 +215,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=10, help="number of classes for the head (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("tasks", help="list, show or export tasks")
+    p.add_argument("action", choices=("list", "show", "export"))
+    p.add_argument("name", nargs="?", help="task name or Unseen-NAS folder")
+    p.add_argument("--seed", type=int, default=0, help="generator seed of generated tasks (default %(default)s)")
+    p.add_argument("-o", "--output", help="folder to export to (Unseen-NAS format)")
+    p.set_defaults(func=cmd_tasks)
+
+    protocols = "published (the paper's: 8 epochs, batch 256), reduced (CPU: 3 epochs on 2,000 examples), smoke, or a .json file"
+    p = sub.add_parser("evaluate", help="train one architecture on a task and print its evaluation")
+    p.add_argument("arch", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
+    p.add_argument("--task", required=True, help="task name (nas tasks list) or Unseen-NAS folder")
+    p.add_argument("--task-seed", type=int, default=0)
+    p.add_argument("--protocol", default="published", help=protocols + " (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--grammar", default="einspace", choices=grammar_names())
+    p.add_argument("--archive", help="also store the evaluation in this archive")
+    p.add_argument("--json", action="store_true", help="one-line JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("archive", help="build, inspect, export or import an archive of evaluated networks")
+    p.add_argument("action", choices=("build", "info", "export", "import"))
+    p.add_argument("--archive", required=True, help="SQLite archive file (created if absent)")
+    p.add_argument("--task", help="task name or Unseen-NAS folder")
+    p.add_argument("--task-seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=100, help="evaluations the build run should hold (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
+    p.add_argument("--sampler", choices=("random", "mutants"), default="random")
+    p.add_argument("--protocol", default="reduced", help=protocols + " (default %(default)s)")
+    p.add_argument("--budget", choices=("cpu", "default"), default="cpu",
+                   help="sampling budgets: cpu (CPU-sized networks) or the grammar default (default %(default)s)")
+    p.add_argument("--grammar", default=None, choices=grammar_names(), help="default: the task's grammar, else einspace")
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (process pool; default %(default)s)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--run", default=None, help="run name (default derived from task, protocol, sampler and seed)")
+    p.add_argument("--protocol-key", default=None, help="export/import: protocol key to filter or assign")
+    p.add_argument("--input-shape", default=None, help="import: input shape when the CSV has none")
+    p.add_argument("-o", "--output", help="export: CSV file to write")
+    p.add_argument("-i", "--input", help="import: CSV file to read")
+    p.set_defaults(func=cmd_archive)
     return parser
 
 
@@ -124,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ArchitectureSyntaxError, InvalidArchitectureError, SamplingError, ValueError, KeyError) as exc:
+    except (ArchitectureSyntaxError, InvalidArchitectureError, SamplingError, ValueError, KeyError, OSError) as exc:
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `nas sample -n 1000 | head`

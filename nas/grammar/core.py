@@ -271,9 +271,16 @@ def _builtin_einspace_quick() -> Grammar:
     return build_einspace(0.9, name="einspace-quick")
 
 
+def _builtin_nb201() -> Grammar:
+    from nas.grammar.nb201 import build_nb201
+
+    return build_nb201()
+
+
 _REGISTRY: dict[str, Callable[[], Grammar]] = {
     "einspace": _builtin_einspace,
     "einspace-quick": _builtin_einspace_quick,
+    "nb201": _builtin_nb201,
 }
 _CACHE: dict[str, Grammar] = {}
 

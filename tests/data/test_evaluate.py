@@ -1,0 +1,75 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from data.archive import Archive, ArchiveError
+from data.evaluate import CPU_BUDGET, SerialExecutor, build_archive, candidate, evaluate_many
+from data.tasks import register_task
+from data.training import PROTOCOLS
+from nas.grammar.sampler import Sampler
+from tests.data.conftest import make_blobs_task
+
+SMOKE = PROTOCOLS["smoke"].replace(name="unit", train_subset=128, valid_subset=64, batch_size=32)
+BUDGET = CPU_BUDGET.__class__(max_nodes=40, max_depth=12, max_params=20_000, max_flops=2e6, batch_size=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def blobs_registered():
+    register_task("blobs-unit", lambda seed=0: make_blobs_task(seed=seed, name="blobs-unit"), "test task")
+
+
+def test_candidates_are_deterministic_by_index():
+    s = Sampler("einspace", (3, 8, 8), BUDGET)
+    assert candidate(7, 3, s) == candidate(7, 3, s)
+    assert candidate(7, 3, s) == s.sample(np.random.default_rng([3, 7]))
+    parent = candidate(0, 0, s)
+    child = candidate(1, 0, s, "mutants", [parent], BUDGET)
+    assert child != parent and child == candidate(1, 0, s, "mutants", [parent], BUDGET)
+
+
+def test_evaluate_many_same_results_on_any_executor():
+    s = Sampler("einspace", (3, 8, 8), BUDGET)
+    archs = [s.sample(i) for i in range(4)]
+    serial = {a.hash: e for a, e in evaluate_many(archs, "blobs-unit", SMOKE, seed=1, executor=SerialExecutor())}
+    with ThreadPoolExecutor(2) as pool:
+        threaded = {a.hash: e for a, e in evaluate_many(archs, "blobs-unit", SMOKE, seed=1, executor=pool)}
+    assert set(serial) == {a.hash for a in archs}
+    for h, e in serial.items():
+        assert (e.status, e.metrics.get("val_acc")) == (threaded[h].status, threaded[h].metrics.get("val_acc"))
+
+
+def test_build_archive_reaches_the_total_and_resumes(tmp_path):
+    path = tmp_path / "a.sqlite"
+    with Archive(path) as archive:
+        counts = build_archive(archive, "blobs-unit", 3, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        assert counts["evaluated"] == 3 and counts["total"] == 3
+        first = [e.arch_hash for e in archive.evaluations()]
+    with Archive(path) as archive:  # re-running with a larger total goes on where it stopped
+        counts = build_archive(archive, "blobs-unit", 5, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        assert counts["evaluated"] == 2 and counts["total"] == 5
+        hashes = [e.arch_hash for e in archive.evaluations()]
+        assert hashes[:3] == first and len(set(hashes)) == 5
+        counts = build_archive(archive, "blobs-unit", 5, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        assert counts["evaluated"] == 0
+        with pytest.raises(ArchiveError, match="different configuration"):
+            build_archive(archive, "blobs-unit", 5, seed=0, protocol=SMOKE.replace(lr=0.1), budget=BUDGET,
+                          progress=False, run=archive.runs()[0]["name"])
+
+
+def test_build_never_retrains_what_another_run_evaluated(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as archive:
+        build_archive(archive, "blobs-unit", 3, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        # same sampling seed under another run name: the first three candidates are already there
+        counts = build_archive(archive, "blobs-unit", 2, seed=0, protocol=SMOKE, budget=BUDGET, progress=False,
+                               run="second")
+        assert counts["skipped"] >= 3 and counts["evaluated"] == 2
+        assert archive.count() == 5 and len({e.arch_hash for e in archive.evaluations()}) == 5
+
+
+def test_build_with_mutants(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as archive:
+        build_archive(archive, "blobs-unit", 2, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        counts = build_archive(archive, "blobs-unit", 2, seed=1, sampler="mutants", protocol=SMOKE, budget=BUDGET,
+                               progress=False)
+        assert counts["evaluated"] == 2 and archive.count() == 4
