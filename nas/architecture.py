@@ -229,6 +229,11 @@ class Architecture:
         return sum(i.flops * i.copies for i in self._infos)
 
     @property
+    def num_layers(self) -> int:
+        """Layer instances in the compiled backbone: terminals, each counted once per replicated copy."""
+        return sum(i.copies for i in self._infos if i.op.is_terminal)
+
+    @property
     def max_activation(self) -> int:
         """Largest tensor produced by any layer, in elements per sample."""
         return max(i.activation for i in self._infos)
@@ -262,6 +267,7 @@ class Architecture:
             "params": self.num_params,
             "flops": self.flops,
             "max_activation": self.max_activation,
+            "layers": self.num_layers,
         }
 
     def pretty(self, num_classes: int | None = None) -> str:

@@ -28,10 +28,13 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-activation", type=int, default=d.max_activation,
                    help="elements of the largest tensor at --batch-size (default %(default)s)")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size for the activation budget")
+    g.add_argument("--max-layers", type=int, default=d.max_layers,
+                   help="layer instances of the compiled network, replicated branches counted per copy (default %(default)s)")
 
 
 def _budget(args: argparse.Namespace) -> Budget:
-    return Budget(args.max_nodes, args.max_depth, args.max_params, args.max_flops, args.max_activation, args.batch_size)
+    return Budget(args.max_nodes, args.max_depth, args.max_params, args.max_flops, args.max_activation, args.batch_size,
+                  args.max_layers)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

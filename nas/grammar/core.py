@@ -236,7 +236,9 @@ class Budget:
 
     ``max_activation`` bounds the largest single tensor any layer produces (im2col's unfolded tensor
     included), counted in elements at ``batch_size`` samples.  ``max_flops`` counts forward FLOPs for one
-    sample (a multiply-add is two FLOPs).
+    sample (a multiply-add is two FLOPs).  ``max_layers`` bounds the layer instances of the compiled
+    network: a replicated branch counts once per copy, and nested ``branching(8)`` modules multiply, so a
+    50-node tree of free layers (identities, permutations) could otherwise stand for millions of modules.
     """
 
     max_nodes: int = 400
@@ -245,9 +247,10 @@ class Budget:
     max_flops: float = 20e9
     max_activation: int = 2**30
     batch_size: int = 256
+    max_layers: int = 5_000
 
     def __post_init__(self) -> None:
-        for field in ("max_nodes", "max_depth", "max_params", "max_flops", "max_activation", "batch_size"):
+        for field in ("max_nodes", "max_depth", "max_params", "max_flops", "max_activation", "batch_size", "max_layers"):
             value = getattr(self, field)
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"Budget.{field} must be a positive number, got {value!r}")
@@ -255,7 +258,7 @@ class Budget:
     def describe(self) -> str:
         return (
             f"nodes ≤ {self.max_nodes}, depth ≤ {self.max_depth}, params ≤ {self.max_params:,}, "
-            f"FLOPs ≤ {self.max_flops:.3g}, activation ≤ {self.max_activation:,} elements at batch {self.batch_size}"
+            f"FLOPs ≤ {self.max_flops:.3g}, activation ≤ {self.max_activation:,} elements at batch {self.batch_size}, layers ≤ {self.max_layers:,}"
         )
 
 

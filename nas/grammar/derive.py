@@ -126,6 +126,7 @@ class Derivation:
         self.reserved = 0
         self.params = 0
         self.flops = 0
+        self.layers = 0
         self.infos: list[NodeInfo | None] = []
 
     # -- entry points -------------------------------------------------------------------------------
@@ -190,11 +191,11 @@ class Derivation:
                         i += 1
                         acc += weights[i]
                 op = options[i]
-                snapshot = (self.count, self.reserved, self.params, self.flops, len(self.infos))
+                snapshot = (self.count, self.reserved, self.params, self.flops, self.layers, len(self.infos))
                 try:
                     return self._apply(op, flow, depth, copies, None, path, sampled=True)
                 except DeadEnd:
-                    self.count, self.reserved, self.params, self.flops, n = snapshot
+                    self.count, self.reserved, self.params, self.flops, self.layers, n = snapshot
                     del self.infos[n:]
                     del options[i], weights[i]
             raise DeadEnd
@@ -233,12 +234,16 @@ class Derivation:
             flops = op.flops(flow, out)  # type: ignore[attr-defined]
             self.params += params * copies
             self.flops += flops * copies
+            self.layers += copies
             if budget is not None:
                 act = max(s.numel for s in out) * budget.batch_size
-                if self.params > budget.max_params or self.flops > budget.max_flops or act > budget.max_activation:
+                if (self.params > budget.max_params or self.flops > budget.max_flops or act > budget.max_activation
+                        or self.layers > budget.max_layers):
                     if sampled:
                         raise DeadEnd
-                    raise OverBudget(f"node {path_str(path)} ({op.name}): over the parameter, FLOP or activation budget")
+                    raise OverBudget(
+                        f"node {path_str(path)} ({op.name}): over the parameter, FLOP, activation or layer budget"
+                    )
             self.infos[index] = NodeInfo(index, path, op.level, op, depth, flow, out, params, flops, copies)
             return Node(op.name), out
 

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from nas.errors import SamplingError
+from nas.errors import InvalidArchitectureError, SamplingError
 from nas.grammar import Budget
 from nas.grammar.sampler import Sampler, as_generator, sample_architecture
 
@@ -27,7 +27,7 @@ def test_sampling_is_stable_across_versions_and_machines():
     assert hashlib.sha256(joined.encode()).hexdigest()[:16] == GOLDEN_DIGEST
 
 
-GOLDEN_DIGEST = "e6dc50388d5da3d7"
+GOLDEN_DIGEST = "5bd9b342b8b10668"  # changed with the layer budget (max_layers=5000)
 
 
 def test_rng_must_be_explicit():
@@ -84,3 +84,18 @@ def test_sequence_inputs_sample_in_col_mode():
     a = Sampler("einspace", (64, 32)).sample(5)
     assert a.input_mode == "col"
     assert all(len(i.inputs[0].shape) in (2, 3) for i in a.nodes)
+
+
+def test_layer_budget_bounds_replicated_copies():
+    """Nested branching(8) modules multiply copies: a small tree can stand for a huge network.  The
+    layer budget counts every copy, so nothing over it is sampled."""
+    from nas.architecture import Architecture
+
+    nested = "branching(8){clone(8), branching(8){clone(8), computation<relu>, add(8)}, add(8)}"
+    arch = Architecture.from_string(nested, (3, 8, 8))
+    assert arch.num_layers == 1 + 8 * (1 + 8 * 1 + 1) + 1 == 82
+    with pytest.raises(InvalidArchitectureError, match="over budget"):
+        arch.check_budget(Budget(max_layers=81))
+    budget = Budget(max_layers=30)
+    s = Sampler("einspace", (3, 8, 8), budget)
+    assert all(s.sample(i).num_layers <= 30 for i in range(200))
