@@ -1,0 +1,484 @@
+"""GRAF graph features (Kadlecová et al., ICML 2024) for einspace architectures and NAS-Bench-201 cells.
+
+``GRAF`` computes, from the data-flow DAG of ``nas.graph.to_graph``, the seven published einspace families
+over the published 55-label vocabulary, in the published column order (``surrogates.md`` §2.2.2), with the
+output node kept distinct from every real op (the published converter relabels an op as the output in about
+two thirds of architectures; §2.2.1 point 4), plus named descriptors and path statistics.  Every family is
+computed by dynamic programming over one topological order of the DAG, prepared once per graph: no graph
+copies, no path enumeration.  ``NB201GRAF`` implements the original GRAF families for NAS-Bench-201 cells.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import math
+import re
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Sequence
+
+import networkx as nx
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from nas.graph import INPUT_LABEL, OUTPUT_LABEL, find_endpoints, to_graph
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nas.architecture import Architecture
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------------
+# The published einspace label vocabulary
+# --------------------------------------------------------------------------------------------------
+
+#: The 55 labels in the published order: the translated option names of every grammar level except
+#: ``network``, in level order and option order, first occurrence kept.
+VOCABULARY: tuple[str, ...] = (
+    "sequential_module", "branching_module", "routing_module", "computation_module",
+    "clone_tensor2", "group_dim2s1d", "group_dim2s2d", "group_dim2s3d",
+    "clone_tensor4", "group_dim4s1d", "group_dim4s2d", "group_dim4s3d",
+    "clone_tensor8", "group_dim8s1d", "group_dim8s2d", "group_dim8s3d",
+    "add_tensors", "cat_tensors1d2t", "cat_tensors2d2t", "cat_tensors3d2t", "dot_product", "scaled_dot_product",
+    "cat_tensors1d4t", "cat_tensors2d4t", "cat_tensors3d4t",
+    "cat_tensors1d8t", "cat_tensors2d8t", "cat_tensors3d8t",
+    "identity", "permute21", "permute132", "permute312", "permute321", "permute213", "permute231",
+    "im2col1k1s0p", "im2col1k2s0p", "im2col3k1s1p", "im2col3k2s1p", "im2col4k4s0p", "im2col8k8s0p", "im2col16k16s0p",
+    "col2im",
+    "linear16", "linear32", "linear64", "linear128", "linear256", "linear512", "linear1024", "linear2048",
+    "norm", "leakyrelu", "softmax", "learnable_positional_encoding",
+)
+MODULE_LABELS: tuple[str, ...] = VOCABULARY[:4]
+#: The published families, in the published column order.
+FAMILIES: tuple[str, ...] = ("cnt", "max_nodes_path", "min_nodes_path", "in", "out", "out_deg", "in_deg")
+#: Label groups whose removal the path statistics measure (see ``label_group``).
+PATH_GROUPS: tuple[str, ...] = ("im2col", "permute", "aggregation", "clone", "group_dim", "linear", "other")
+DESCRIPTORS: tuple[str, ...] = ("depth", "num_terminals", "num_nonterminals", "output_feature_size")
+PATH_STATS: tuple[str, ...] = ("path_shortest", "path_longest", "path_count")
+#: Path length (in edges) reported when the output cannot be reached.
+UNREACHABLE_LENGTH = -1.0
+
+_VOCAB_INDEX = {label: i for i, label in enumerate(VOCABULARY)}
+_L = len(VOCABULARY)
+_S = 1 + len(PATH_GROUPS)  # path-statistics subsets: the full graph, then one per removed group
+_GROUP_INDEX = {group: i for i, group in enumerate(PATH_GROUPS)}
+
+_DIRECT = {
+    "sequential": "sequential_module", "routing": "routing_module", "computation": "computation_module",
+    "dot_product": "dot_product", "dot_product(scaled)": "scaled_dot_product",
+    "relu": "leakyrelu", "leakyrelu": "leakyrelu", "pos_enc": "learnable_positional_encoding",
+    "identity": "identity", "norm": "norm", "softmax": "softmax", "col2im": "col2im",
+}
+_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"branching\((\d+)\)"), lambda m: "branching_module"),
+    (re.compile(r"im2col\((\d+),(\d+),(\d+)\)"), lambda m: f"im2col{m[1]}k{m[2]}s{m[3]}p"),
+    (re.compile(r"clone\((\d+)\)"), lambda m: f"clone_tensor{m[1]}"),
+    (re.compile(r"group\((\d+),(\d+)\)"), lambda m: f"group_dim{m[1]}s{m[2]}d"),
+    (re.compile(r"cat\((\d+),(\d+)\)"), lambda m: f"cat_tensors{m[2]}d{m[1]}t"),
+    (re.compile(r"add\((\d+)\)"), lambda m: "add_tensors"),
+    (re.compile(r"perm\(0,([\d,]+)\)"), lambda m: "permute" + m[1].replace(",", "")),
+    (re.compile(r"linear\((\d+)\)"), lambda m: f"linear{m[1]}"),
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def translate_label(name: str) -> str | None:
+    """The published vocabulary label of an einspace op name (``im2col(3,1,1)`` -> ``im2col3k1s1p``,
+    ``branching(4)`` -> ``branching_module``, ``relu`` -> ``leakyrelu``, ...); ``None`` for names outside the
+    vocabulary (``input``/``output``, the seed-only ``linear(x4)``/``linear(/4)``, other grammars' ops)."""
+    label = _DIRECT.get(name)
+    if label is None:
+        for pattern, make in _PATTERNS:
+            m = pattern.fullmatch(name)
+            if m:
+                label = make(m)
+                break
+    return label if label in _VOCAB_INDEX else None
+
+
+@functools.lru_cache(maxsize=4096)
+def label_group(name: str) -> str | None:
+    """The path-statistics group of an op name: ``im2col`` (``im2col(…)`` and ``col2im``, as in the published
+    fine groups), ``permute`` (``perm(…)``), ``aggregation`` (``add``, ``cat``, ``dot_product``[``(scaled)``]),
+    ``clone``, ``group_dim`` (``group(…)``), ``linear`` (every ``linear(…)``, seed-only widths included) and
+    ``other`` (every other op: identity, norm, activations, softmax, positional encoding, ops of other
+    grammars); ``None`` for the ``input``/``output`` nodes, which are never removed.  Unlike the published
+    groups, ``identity`` belongs to ``other``, so that every op is in exactly one group."""
+    if name in (INPUT_LABEL, OUTPUT_LABEL):
+        return None
+    if name.startswith("im2col") or name == "col2im":
+        return "im2col"
+    if name.startswith("perm"):
+        return "permute"
+    if name.startswith(("add(", "cat(", "dot_product")):
+        return "aggregation"
+    if name.startswith("clone("):
+        return "clone"
+    if name.startswith("group("):
+        return "group_dim"
+    if name.startswith("linear"):
+        return "linear"
+    return "other"
+
+
+def _published_names() -> list[str]:
+    return [f"{family}_{label}" for family in FAMILIES for label in VOCABULARY]
+
+
+def _extra_names() -> list[str]:
+    names = list(DESCRIPTORS)
+    for stat in PATH_STATS:
+        names.append(stat)
+        names.extend(f"{stat}_no_{group}" for group in PATH_GROUPS)
+    return names
+
+
+#: Column names: the 385 published columns, then the descriptors and path statistics.
+PUBLISHED_FEATURE_NAMES: tuple[str, ...] = tuple(_published_names())
+EXTRA_FEATURE_NAMES: tuple[str, ...] = tuple(_extra_names())
+FEATURE_NAMES: tuple[str, ...] = PUBLISHED_FEATURE_NAMES + EXTRA_FEATURE_NAMES
+
+
+# --------------------------------------------------------------------------------------------------
+# Features of one graph
+# --------------------------------------------------------------------------------------------------
+
+
+def _feature_size(shape: Any) -> float:
+    """Width of the feature axis of an output shape: channels ``C`` of ``C×H×W``, ``D`` of ``S×D``."""
+    if not isinstance(shape, tuple) or not shape or not all(isinstance(s, int) for s in shape):
+        return math.nan
+    return float(shape[0] if len(shape) == 3 else shape[-1])
+
+
+def graph_features(
+    graph: nx.DiGraph,
+    source: Hashable | None = None,
+    sink: Hashable | None = None,
+    extras: bool = True,
+) -> np.ndarray:
+    """GRAF features of a DAG whose nodes carry a ``label`` (an op name), in ``FEATURE_NAMES`` order (the
+    first 385 only when ``extras`` is false).  ``source``/``sink`` default to the nodes labelled ``input``
+    and ``output``.  Node ids and insertion order do not matter.  Module counts and tree descriptors come
+    from the graph attributes ``to_graph`` sets (``nonterminals``, ``depth``, ``tree_terminals``,
+    ``tree_nonterminals``); without them module counts are 0 and descriptors NaN.  Multiplicities of a
+    compact graph (``to_graph(arch, expand=False)``: node and edge attribute ``copies``, default 1) are
+    honoured, so that every value is that of the expanded graph.
+
+    Definitions, on the expanded graph (V: all nodes, source and sink included; paths run from source to
+    sink):
+
+    * ``cnt_ℓ``: ops labelled ℓ (replicated copies counted), and for module labels the nonterminal instances;
+    * ``max_nodes_path_ℓ`` / ``min_nodes_path_ℓ``: most / fewest ℓ-nodes on a path (0 if no path);
+    * ``in_ℓ`` / ``out_ℓ``: successors of the source / predecessors of the sink labelled ℓ;
+    * ``out_deg_ℓ`` = (Σ in-degree of ℓ-nodes) / |V|, ``in_deg_ℓ`` = (Σ out-degree of ℓ-nodes) / |V| (the
+      published names, which read the other way round);
+    * ``depth`` (of the derivation tree, root 0), ``num_terminals`` and ``num_nonterminals`` (tree nodes as
+      written: a replicated module once), ``output_feature_size`` (channels in im mode, features in col mode,
+      from the sink's ``shape``);
+    * ``path_shortest`` / ``path_longest`` (in edges) and ``path_count`` over all paths, and ``…_no_G`` over
+      the paths that avoid every node of group G (``label_group``); no such path: lengths
+      ``UNREACHABLE_LENGTH`` (-1) and count 0.
+    """
+    if source is None or sink is None:
+        found_source, found_sink = find_endpoints(graph)
+        source = found_source if source is None else source
+        sink = found_sink if sink is None else sink
+    for end, what in ((source, "source"), (sink, "sink")):
+        if end not in graph:
+            raise ValueError(f"graph_features: {what} node {end!r} is not in the graph")
+    try:
+        order = list(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:
+        raise ValueError("graph_features: the graph has a cycle; GRAF needs a DAG") from None
+    n = len(order)
+    index = {node: i for i, node in enumerate(order)}
+    node_attrs = graph.nodes
+    pred_map = graph.pred
+    succ_map = graph.succ
+    s, t = index[source], index[sink]
+
+    lab = np.full(n, -1, dtype=np.intp)  # vocabulary index, -1 outside the vocabulary
+    grp = np.full(n, -1, dtype=np.intp)  # path group index, -1 for never removed
+    mult = np.empty(n)  # instances each node stands for (1 in an expanded graph)
+    preds: list[list[int]] = []
+    factors: list[list[float] | None] = []  # per-instance weight of each predecessor; None: all 1
+    indeg = np.empty(n)  # in-degree summed over the node's instances
+    outdeg = np.empty(n)
+    for i, node in enumerate(order):
+        data = node_attrs[node]
+        name = data.get("label")
+        if not isinstance(name, str):
+            raise ValueError(f"graph_features: node {node!r} has no string 'label' attribute")
+        if i != s and i != t:
+            v = translate_label(name)
+            if v is not None:
+                lab[i] = _VOCAB_INDEX[v]
+            g = label_group(name)
+            if g is not None:
+                grp[i] = _GROUP_INDEX[g]
+        m = data.get("copies", 1)
+        mult[i] = m
+        incoming = pred_map[node]
+        preds.append([index[q] for q in incoming])
+        edge_copies = [e.get("copies", 1) for e in incoming.values()]
+        indeg[i] = sum(edge_copies)
+        outdeg[i] = sum(e.get("copies", 1) for e in succ_map[node].values())
+        factors.append(None if all(c == m for c in edge_copies) else [c / m for c in edge_copies])
+
+    # One DP row per node: [max label counts (L) | -min label counts (L) | longest (S) | -shortest (S)], all
+    # aggregated by max over predecessors; path counts (S columns) by a weighted sum (a compact graph's edge
+    # into a replicated module's join stands for several parallel edges).  -inf marks "no path from the
+    # source" (for the subsets: no path avoiding the removed group).
+    allowed = np.ones((n, _S), dtype=bool)
+    has_group = grp >= 0
+    allowed[np.flatnonzero(has_group), 1 + grp[has_group]] = False
+    inc = np.zeros((n, 2 * _L + 2 * _S))
+    has_label = np.flatnonzero(lab >= 0)
+    inc[has_label, lab[has_label]] = 1.0
+    inc[has_label, _L + lab[has_label]] = -1.0
+    inc[:, 2 * _L : 2 * _L + _S] = np.where(allowed, 1.0, -np.inf)
+    inc[:, 2 * _L + _S :] = np.where(allowed, -1.0, -np.inf)
+    allowed_f = allowed.astype(float)
+    dp = np.empty_like(inc)
+    count = np.empty((n, _S))
+    for i in range(n):
+        p = preds[i]
+        f = factors[i]
+        if i == s:
+            dp[i] = 0.0
+            count[i] = 1.0
+        elif not p:
+            dp[i] = -np.inf
+            count[i] = 0.0
+        elif len(p) == 1:
+            np.add(dp[p[0]], inc[i], out=dp[i])
+            np.multiply(count[p[0]], allowed_f[i] if f is None else allowed_f[i] * f[0], out=count[i])
+        else:
+            np.add(dp[p].max(axis=0), inc[i], out=dp[i])
+            total = count[p].sum(axis=0) if f is None else np.asarray(f) @ count[p]
+            np.multiply(total, allowed_f[i], out=count[i])
+
+    out = np.zeros(len(FEATURE_NAMES) if extras else len(PUBLISHED_FEATURE_NAMES))
+    row = dp[t]
+    reachable = np.isfinite(row[2 * _L])
+    num_nodes = mult.sum()  # |V| of the expanded graph
+    cnt = out[0:_L]
+    if has_label.size:
+        cnt += np.bincount(lab[has_label], weights=mult[has_label], minlength=_L)
+    for name, k in graph.graph.get("nonterminals", {}).items():
+        v = translate_label(name)
+        if v is not None:
+            cnt[_VOCAB_INDEX[v]] += k
+    if reachable:
+        out[_L : 2 * _L] = row[:_L]
+        out[2 * _L : 3 * _L] = -row[_L : 2 * _L]
+    for offset, end, neighbours in ((3 * _L, s, succ_map[source]), (4 * _L, t, pred_map[sink])):
+        for node, edge in neighbours.items():  # neighbours of one instance of the end node
+            k = lab[index[node]]
+            if k >= 0:
+                out[offset + k] += edge.get("copies", 1) / mult[end]
+    if has_label.size:
+        out[5 * _L : 6 * _L] = np.bincount(lab[has_label], weights=indeg[has_label], minlength=_L) / num_nodes
+        out[6 * _L : 7 * _L] = np.bincount(lab[has_label], weights=outdeg[has_label], minlength=_L) / num_nodes
+    if extras:
+        meta = graph.graph
+        base = 7 * _L
+        out[base : base + 4] = (
+            float(meta.get("depth", math.nan)),
+            float(meta.get("tree_terminals", math.nan)),
+            float(meta.get("tree_nonterminals", math.nan)),
+            _feature_size(node_attrs[sink].get("shape")),
+        )
+        longest = row[2 * _L : 2 * _L + _S]
+        shortest = -row[2 * _L + _S :]
+        base += 4
+        out[base : base + _S] = np.where(np.isfinite(shortest), shortest, UNREACHABLE_LENGTH)
+        out[base + _S : base + 2 * _S] = np.where(np.isfinite(longest), longest, UNREACHABLE_LENGTH)
+        out[base + 2 * _S : base + 3 * _S] = count[t]
+    return out
+
+
+def graf_features(arch: "Architecture | nx.DiGraph", extras: bool = True) -> dict[str, float]:
+    """GRAF features of one architecture (or graph from ``to_graph``) by name."""
+    graph = arch if isinstance(arch, nx.DiGraph) else to_graph(arch, expand=False)
+    names = FEATURE_NAMES if extras else PUBLISHED_FEATURE_NAMES
+    return dict(zip(names, graph_features(graph, extras=extras).tolist()))
+
+
+class GRAF(TransformerMixin, BaseEstimator):
+    """GRAF features of einspace architectures: the 385 published columns (seven families × 55 labels, in
+    the published order, without the output-node collision) and, with ``extras``, 4 tree descriptors and
+    24 path statistics (see ``graph_features`` for every definition).  Stateless: ``fit`` learns nothing.
+    ``transform`` takes ``Architecture`` objects or graphs from ``nas.graph.to_graph``."""
+
+    #: Bump whenever any feature value or column changes (keys feature caches).
+    version = "1"
+
+    def __init__(self, extras: bool = True) -> None:
+        self.extras = extras
+
+    def fit(self, X: Sequence[Any], y: Any = None) -> "GRAF":
+        self.n_features_out_ = len(self.get_feature_names_out())
+        return self
+
+    def transform(self, X: Iterable["Architecture | nx.DiGraph"]) -> np.ndarray:
+        rows = []
+        for i, item in enumerate(X):
+            if isinstance(item, nx.DiGraph):
+                graph = item
+            elif hasattr(item, "root") and hasattr(item, "node_at"):
+                graph = to_graph(item, expand=False)  # same values as expanded, size of the tree
+            else:
+                raise TypeError(f"GRAF.transform: item {i} is a {type(item).__name__}, expected an Architecture or a DiGraph")
+            grammar = graph.graph.get("grammar")
+            if grammar is not None and not str(grammar).startswith("einspace"):
+                log.warning("GRAF: item %d is from grammar %r; the label vocabulary is einspace's", i, grammar)
+            rows.append(graph_features(graph, extras=self.extras))
+        width = len(self.get_feature_names_out())
+        out = np.vstack(rows) if rows else np.zeros((0, width))
+        log.debug("GRAF: %d architectures -> %d columns", out.shape[0], width)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(FEATURE_NAMES if self.extras else PUBLISHED_FEATURE_NAMES, dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless
+        return tags
+
+
+# --------------------------------------------------------------------------------------------------
+# NAS-Bench-201 cells (the original GRAF families)
+# --------------------------------------------------------------------------------------------------
+
+#: NAS-Bench-201 operations, in the benchmark's order.
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: The six edges ``(target, source)`` in the standard order of the cell string.
+NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+#: Every non-empty subset of the four real operations, by size then in operation order.
+NB201_SUBSETS: tuple[tuple[str, ...], ...] = tuple(
+    c for r in range(1, 5) for c in itertools.combinations(NB201_OPS[1:], r)
+)
+#: ``min_path_len`` when no path of allowed operations joins node 0 to node 3 (longest possible + 1).
+NB201_UNREACHABLE = 4.0
+
+
+def _subset_name(subset: Sequence[str]) -> str:
+    return "+".join(subset)
+
+
+NB201_FEATURE_NAMES: tuple[str, ...] = tuple(
+    [f"op_count_{op}" for op in NB201_OPS]
+    + [f"min_path_len_{_subset_name(c)}" for c in NB201_SUBSETS]
+    + [f"max_op_on_path_{_subset_name(c)}" for c in NB201_SUBSETS]
+    + [f"out_degree_input_{_subset_name(c)}" for c in NB201_SUBSETS]
+    + [f"in_degree_output_{_subset_name(c)}" for c in NB201_SUBSETS]
+)
+
+
+def parse_nb201_cell(text: str) -> tuple[str, ...]:
+    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> the six ops in the standard edge order."""
+    parts = text.strip().split("+")
+    if len(parts) != 3:
+        raise ValueError(f"NB201 cell string {text!r}: expected 3 '+'-separated node blocks, got {len(parts)}")
+    ops: list[str] = []
+    for target, part in enumerate(parts, start=1):
+        entries = [e for e in part.strip().strip("|").split("|")]
+        if len(entries) != target:
+            raise ValueError(f"NB201 cell string {text!r}: node {target} needs {target} incoming edges, got {len(entries)}")
+        for source, entry in enumerate(entries):
+            op, sep, src = entry.strip().partition("~")
+            if not sep or src != str(source):
+                raise ValueError(f"NB201 cell string {text!r}: expected 'op~{source}' for node {target}, got {entry!r}")
+            ops.append(op)
+    return _check_nb201_ops(ops)
+
+
+def _check_nb201_ops(ops: Sequence[str]) -> tuple[str, ...]:
+    ops = tuple(ops)
+    if len(ops) != len(NB201_EDGES):
+        raise ValueError(f"an NB201 cell has {len(NB201_EDGES)} edge operations, got {len(ops)}: {ops!r}")
+    for (t, s), op in zip(NB201_EDGES, ops):
+        if op not in NB201_OPS:
+            raise ValueError(f"NB201 edge {t}←{s}: unknown operation {op!r}; options: {', '.join(NB201_OPS)}")
+    return ops
+
+
+def _nb201_ops_of(item: Any) -> tuple[str, ...]:
+    """Six op names from a tuple/list, a cell string, an object with ``cell_ops()`` or an nb201 Architecture."""
+    if isinstance(item, str):
+        return parse_nb201_cell(item)
+    if hasattr(item, "cell_ops") and callable(item.cell_ops):
+        return _check_nb201_ops(item.cell_ops())
+    if hasattr(item, "root") and hasattr(item, "grammar"):
+        from nas.grammar.nb201 import cell_ops  # lazy: only for nb201 Architecture values
+
+        return _check_nb201_ops(cell_ops(item))
+    if isinstance(item, (tuple, list)):
+        return _check_nb201_ops(item)
+    raise TypeError(f"expected six NB201 op names, a cell string or an nb201 architecture, got {type(item).__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def _nb201_row(ops: tuple[str, ...]) -> tuple[float, ...]:
+    """The feature row of one cell (cached: there are only 15,625 cells)."""
+    incoming: dict[int, list[tuple[int, str]]] = {1: [], 2: [], 3: []}
+    for (t, s), op in zip(NB201_EDGES, ops):
+        if op != "none":  # a none edge does not exist
+            incoming[t].append((s, op))
+    row = [float(sum(op == o for op in ops)) for o in NB201_OPS]
+    min_len, max_on, deg_in, deg_out = [], [], [], []
+    for subset in NB201_SUBSETS:
+        dist = [0.0, math.inf, math.inf, math.inf]  # shortest path over allowed edges only
+        best = [0.0, -math.inf, -math.inf, -math.inf]  # most allowed edges on any path of real edges
+        for t in (1, 2, 3):
+            for s, op in incoming[t]:
+                hit = op in subset
+                if hit:
+                    dist[t] = min(dist[t], dist[s] + 1)
+                best[t] = max(best[t], best[s] + hit)
+        min_len.append(dist[3] if math.isfinite(dist[3]) else NB201_UNREACHABLE)
+        max_on.append(best[3] if math.isfinite(best[3]) else 0.0)
+        deg_out.append(float(sum(1 for (t, s), op in zip(NB201_EDGES, ops) if s == 0 and op in subset)))
+        deg_in.append(float(sum(1 for s, op in incoming[3] if op in subset)))
+    return tuple(row + min_len + max_on + deg_out + deg_in)
+
+
+def nb201_graf(ops: "Sequence[str] | str") -> dict[str, float]:
+    """Original GRAF features of a NAS-Bench-201 cell given as six op names in the standard edge order
+    (1←0), (2←0), (2←1), (3←0), (3←1), (3←2), or as a cell string.  Ops sit on edges between nodes 0..3;
+    ``none`` edges do not exist.  For every non-empty subset A of the four real ops:
+
+    * ``op_count_o``: edges holding op o (all five ops, ``none`` included);
+    * ``min_path_len_A``: fewest edges on a 0→3 path using only ops in A (``NB201_UNREACHABLE`` = 4 if none);
+    * ``max_op_on_path_A``: most edges with an op in A on any 0→3 path (0 if node 3 is unreachable);
+    * ``out_degree_input_A`` / ``in_degree_output_A``: edges with an op in A leaving node 0 / entering node 3.
+    """
+    return dict(zip(NB201_FEATURE_NAMES, _nb201_row(_nb201_ops_of(ops))))
+
+
+class NB201GRAF(TransformerMixin, BaseEstimator):
+    """Original GRAF features of NAS-Bench-201 cells (see ``nb201_graf``; 65 columns).  ``transform`` takes
+    6-tuples/lists of op names, cell strings ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``, objects with a
+    ``cell_ops()`` method or nb201 ``Architecture`` values.  Stateless."""
+
+    version = "1"
+
+    def fit(self, X: Sequence[Any], y: Any = None) -> "NB201GRAF":
+        self.n_features_out_ = len(NB201_FEATURE_NAMES)
+        return self
+
+    def transform(self, X: Iterable[Any]) -> np.ndarray:
+        rows = [_nb201_row(_nb201_ops_of(item)) for item in X]
+        return np.asarray(rows, dtype=float) if rows else np.zeros((0, len(NB201_FEATURE_NAMES)))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(NB201_FEATURE_NAMES, dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless
+        return tags
+
