@@ -1,0 +1,756 @@
+"""Zero-cost proxies (ZCP): 13 scalar scores of an untrained network from one mini-batch.
+
+These are the 13 proxies of NAS-Bench-Suite-Zero (Krishnakumar et al., 2022), written here from their
+published definitions.  Each proxy's formula is stated in the docstring of the function that computes it.
+Notation: ``L`` is the mean cross-entropy of the network's logits on the mini-batch ``(x, y)``; "layers"
+are the ``nn.Linear`` and ``nn.Conv2d`` modules of the network (the compiler fuses im2col → linear →
+col2im into ``Conv2d``), the classification head included; ``W`` is a layer's weight (biases are
+ignored) and ``G = ∂L/∂W``.  Networks run in train mode (BatchNorm with batch statistics) unless a
+definition says otherwise.
+
+======================  ============================================================================
+proxy                   definition (summary; details in the function docstrings)
+======================  ============================================================================
+``grad_norm``           Σ_layers ‖G‖_F
+``snip``                Σ_layers Σ |W ⊙ G|
+``grasp``               Σ_layers Σ −W ⊙ (H G),  H = ∂²L/∂W²
+``fisher``              Σ_layers Σ_channels ½ · mean_n (Σ_{non-channel axes} a ⊙ ∂L/∂a)²,  a = layer output
+``jacob_cov``           −Σ_i [log(λ_i + k) + 1/(λ_i + k)],  λ = eig(corrcoef(J)),  J_n = ∂(Σ out)/∂x_n
+``plain``               Σ_layers Σ W ⊙ G
+``synflow``             Σ_layers Σ |W ⊙ ∂R/∂W|,  R = 1ᵀ f_|θ|(1) in float64, BatchNorm removed
+``nwot``                log |det K|,  K = c cᵀ + (1 − c)(1 − c)ᵀ over binary ReLU codes c
+``epe_nas``             Σ_classes |Σ_ij log(|corrcoef(J_class)_ij| + k)|   (≤ 100 classes)
+``l2_norm``             Σ_layers ‖W‖_F
+``zen``                 log E‖f(x) − f(x + αε)‖_F + Σ_BN log sqrt(mean_channels σ²)
+``params``              number of trainable parameters (raw count, head included)
+``flops``               FLOPs of one sample's forward pass counted by ``torch.utils.flop_counter``
+======================  ============================================================================
+
+Passes (``compute_proxies`` works on deep copies of the network; the caller's network is never changed):
+
+* **one shared train-mode pass** serves ``grad_norm, snip, grasp, fisher, plain, jacob_cov, epe_nas,
+  nwot``: a single forward pass with hooks (layer outputs for ``fisher``, ReLU input codes for ``nwot``);
+  one backward of ``L`` to the layer weights and layer outputs (``G`` for ``grad_norm, snip, plain`` and
+  ``grasp``'s ``g``; ``∂L/∂a`` for ``fisher``), kept differentiable (``create_graph``) when ``grasp`` is
+  asked for, so that one more backward gives ``grasp``'s Hessian-vector product; and one backward of
+  ``Σ outputs`` to the input (the Jacobian shared by ``jacob_cov`` and ``epe_nas``).  Train-mode forwards
+  of one batch are deterministic and BatchNorm running statistics do not enter train-mode outputs, so
+  this equals separate passes on fresh copies (and ``G`` is bit-identical with or without
+  ``create_graph``).  An error in a later backward only makes the proxies that need it NaN.
+* ``synflow``: its own float64 forward + backward of one all-ones sample.
+* ``zen``: two no-grad forwards of Gaussian inputs on a Gaussian re-initialised copy.
+* ``flops``: one no-grad eval-mode forward of one sample under ``FlopCounterMode``.
+* ``l2_norm`` and ``params`` read the weights only.
+
+Failures never raise: a proxy whose computation raises, or whose value is not finite, becomes NaN and a
+``logging`` warning names the proxy and the reason.  The batch is not split on out-of-memory errors (the
+foresight code's ``split_data``): an OOM makes the proxies of the failing pass NaN.  Cost grows with the
+activation sizes, not only FLOPs: ``grasp``'s Hessian-vector product is the most expensive step.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, TransformerMixin
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+#: The 13 proxies in feature order (the first seven in the order of the published einspace encoder).
+ALL: tuple[str, ...] = (
+    "grad_norm",
+    "snip",
+    "grasp",
+    "fisher",
+    "jacob_cov",
+    "plain",
+    "synflow",
+    "nwot",
+    "epe_nas",
+    "l2_norm",
+    "zen",
+    "params",
+    "flops",
+)
+
+#: Other names accepted for a proxy; results are always reported under the canonical name.
+ALIASES: dict[str, str] = {"jacov": "jacob_cov"}
+
+#: Proxies computed from the shared train-mode forward pass.
+SHARED: tuple[str, ...] = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "plain", "epe_nas", "nwot")
+
+#: Layers whose weights the proxies sum over.
+LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+
+#: Activations whose binary codes (pre-activation > 0) make the ``nwot`` kernel.
+RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU)
+
+_BATCHNORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+#: ``k`` in the ``jacob_cov`` and ``epe_nas`` scores.
+JACOBIAN_EPS = 1e-5
+
+#: ``α``, the scale of the input perturbation in ``zen``.
+ZEN_ALPHA = 0.01
+
+
+class ProxyError(RuntimeError):
+    """A proxy is undefined for this network (the reason is the message); reported as NaN."""
+
+
+def resolve_proxies(proxies: "str | Iterable[str]" = ALL) -> tuple[str, ...]:
+    """Canonical proxy names, in the requested order, without duplicates.  ``"all"`` (alone or as an
+    element) means every proxy in ``ALL`` order; aliases (``jacov``) map to canonical names."""
+    if isinstance(proxies, str):
+        proxies = (proxies,)
+    names: list[str] = []
+    for raw in proxies:
+        if not isinstance(raw, str):
+            raise TypeError(f"proxy names must be strings, got {raw!r}")
+        name = raw.strip().lower()
+        expanded = ALL if name == "all" else (ALIASES.get(name, name),)
+        for n in expanded:
+            if n not in ALL:
+                raise ValueError(f"unknown zero-cost proxy {raw!r}; expected 'all' or some of {', '.join(ALL)} "
+                                 f"(aliases: {', '.join(f'{a}={c}' for a, c in ALIASES.items())})")
+            if n not in names:
+                names.append(n)
+    if not names:
+        raise ValueError("no zero-cost proxy requested")
+    return tuple(names)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    net: nn.Module
+    x: Tensor
+    y: Tensor
+    num_classes: int
+    seed: int
+
+
+def _layers(net: nn.Module) -> list[nn.Module]:
+    """The ``nn.Linear`` / ``nn.Conv2d`` modules of ``net`` (each once, in ``modules()`` order)."""
+    layers = [m for m in net.modules() if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None]
+    if not layers:
+        raise ProxyError("the network has no nn.Linear or nn.Conv2d layer")
+    return layers
+
+
+def _fresh_copy(net: nn.Module, device: torch.device, train: bool = True) -> nn.Module:
+    """A deep copy on ``device`` in train (or eval) mode whose layer weights require gradients."""
+    model = copy.deepcopy(net).to(device)
+    model.train(train)
+    for m in model.modules():
+        if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None:
+            m.weight.requires_grad_(True)
+    return model
+
+
+def _as_float(t: Tensor | float) -> float:
+    return float(t.item()) if isinstance(t, Tensor) else float(t)
+
+
+def _sum_over_layers(values: Iterable[Tensor]) -> float:
+    """Σ of per-layer scalar tensors, accumulated in float64."""
+    total = torch.zeros((), dtype=torch.float64)
+    for v in values:
+        total = total + v.detach().to("cpu", torch.float64)
+    return float(total)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scores computed from the shared pass
+# --------------------------------------------------------------------------------------------------
+
+
+def grad_norm_score(grads: Sequence[Tensor]) -> float:
+    """``grad_norm = Σ_layers ‖G‖_F``: the Frobenius norm of each layer's weight gradient of the
+    cross-entropy, summed over layers (Abdelfattah et al., 2021)."""
+    return _sum_over_layers(g.double().norm() for g in grads)
+
+
+def snip_score(weights: Sequence[Tensor], grads: Sequence[Tensor]) -> float:
+    """``snip = Σ_layers Σ_elements |W ⊙ G|``: connection sensitivity (Lee et al., 2019), the gradient of
+    the loss with respect to a multiplicative all-ones mask on every weight, in absolute value."""
+    return _sum_over_layers((w.detach().double() * g.double()).abs().sum() for w, g in zip(weights, grads))
+
+
+def plain_score(weights: Sequence[Tensor], grads: Sequence[Tensor]) -> float:
+    """``plain = Σ_layers Σ_elements W ⊙ G`` (signed; Mozer & Smolensky's first-order saliency)."""
+    return _sum_over_layers((w.detach().double() * g.double()).sum() for w, g in zip(weights, grads))
+
+
+def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
+    """One layer call's Fisher saliency (Theis et al., 2018; Turner et al., 2020):
+    ``Σ_c ½ · mean_n (Σ_{other axes} a_n ⊙ ∂L/∂a_n)²_c`` where ``a`` is the layer output and ``c`` runs
+    over its channels: axis 1 for ``Conv2d``, the last (feature) axis for ``Linear`` (which einspace
+    applies to the last axis of 2-, 3- and 4-D tensors).
+
+    Deviation from the foresight code, on purpose: there the per-channel value is broadcast over
+    ``weight.shape[1:]`` before summing (each channel weighted by its fan-in) and the "channel" of a
+    Linear on a 3-D/4-D tensor is axis 1; here each channel counts once and is the layer's output
+    feature, as in the published definition."""
+    prod = (act.detach().double() * grad.double()).movedim(channel_axis, 1)
+    per_channel = prod.reshape(prod.shape[0], prod.shape[1], -1).sum(dim=2)
+    return 0.5 * per_channel.pow(2).mean(dim=0).sum()
+
+
+def jacob_cov_score(jacobians: np.ndarray) -> float:
+    """``jacob_cov = −Σ_i [log(λ_i + k) + 1/(λ_i + k)]``, ``k = 1e-5``, where ``λ`` are the eigenvalues of
+    the N×N correlation matrix ``corrcoef(J)`` of the flattened per-sample input Jacobians
+    ``J_n = ∂(Σ outputs)/∂x_n`` (Mellor et al., 2020, first version of NASWOT).  The matrix is symmetric, so
+    the eigenvalues are real (``eigvalsh``); the result does not depend on the order of the samples."""
+    J = np.asarray(jacobians, dtype=np.float64)
+    if J.ndim != 2 or J.shape[0] < 2:
+        raise ProxyError(f"needs at least 2 samples, got Jacobians of shape {J.shape}")
+    with np.errstate(all="ignore"):
+        corr = np.corrcoef(J)
+    if not np.all(np.isfinite(corr)):
+        raise ProxyError("correlation of the input Jacobians is undefined (a sample's Jacobian is constant)")
+    eig = np.linalg.eigvalsh(corr)
+    shifted = eig + JACOBIAN_EPS
+    if np.any(shifted <= 0):
+        raise ProxyError(f"correlation matrix has an eigenvalue {eig.min():.3g} below −k")
+    return float(-np.sum(np.log(shifted) + 1.0 / shifted))
+
+
+def epe_nas_score(jacobians: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """EPE-NAS (Lopes et al., 2021).  For each class ``c`` present in the batch, with ``Σ_c`` the
+    correlation matrix of the flattened input Jacobians ``J_n = ∂(Σ outputs)/∂x_n`` of its samples
+    (``[[1]]`` for a class with one sample), ``e_c = Σ_ij log(|Σ_c[i, j]| + k)``, ``k = 1e-5``.  With at
+    most 100 classes the score is ``Σ_c |e_c|``; with more, ``e_c`` is divided by the class's sample count
+    and the score is ``Σ_{c, c'} |e_c − e_c'| / (number of classes present)``."""
+    J = np.asarray(jacobians, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if J.ndim != 2 or len(J) != len(labels) or len(J) == 0:
+        raise ProxyError(f"Jacobians of shape {J.shape} do not match {len(labels)} labels")
+    per_class = []
+    for c in np.unique(labels):
+        rows = J[labels == c]
+        if len(rows) == 1:
+            corr = np.ones((1, 1))
+        else:
+            with np.errstate(all="ignore"):
+                corr = np.corrcoef(rows)
+        if not np.all(np.isfinite(corr)):
+            raise ProxyError(f"correlation of the input Jacobians of class {c} is undefined (constant Jacobian)")
+        e = float(np.sum(np.log(np.abs(corr) + JACOBIAN_EPS)))
+        if num_classes > 100:
+            e /= len(rows)
+        per_class.append(e)
+    e = np.asarray(per_class)
+    if num_classes <= 100:
+        return float(np.sum(np.abs(e)))
+    return float(np.sum(np.abs(e[:, None] - e[None, :])) / len(e))
+
+
+def grasp_score(weights: Sequence[Tensor], hessian_grads: Sequence["Tensor | None"]) -> float:
+    """GraSP (Wang et al., 2020): ``grasp = Σ_layers Σ_elements −W ⊙ (H g)`` with ``g = ∂L/∂W`` (held
+    constant) and ``H = ∂²L/∂W²`` the Hessian of the cross-entropy with respect to all layer weights
+    (temperature 1, one iteration).  ``H g = ∂/∂W (Σ g_const · ∂L/∂W)`` is computed by double
+    back-propagation; ``g`` is the detached gradient of the same forward pass.  A layer whose ``H g`` is
+    ``None`` (its gradient does not depend on the weights) contributes 0."""
+    return _sum_over_layers(
+        -(w.detach().double() * h.double()).sum() for w, h in zip(weights, hessian_grads) if h is not None
+    )
+
+
+class _NwotKernel:
+    """Accumulates ``K = Σ_relus c cᵀ + (1 − c)(1 − c)ᵀ`` (float64, exact integer counts) from the inputs
+    of the ReLU modules seen during a forward pass."""
+
+    def __init__(self, batch: int, device: torch.device) -> None:
+        self.batch = batch
+        self.K = torch.zeros(batch, batch, dtype=torch.float64, device=device)
+        self.units = 0
+        self.error: ProxyError | None = None  # raised by ``score``, so the forward pass goes on
+
+    def hook(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        a = inputs[0]
+        if not isinstance(a, Tensor) or a.dim() == 0 or a.shape[0] != self.batch:
+            shape = tuple(a.shape) if isinstance(a, Tensor) else type(a).__name__
+            self.error = ProxyError(f"{type(module).__name__} input {shape} is not a batch of {self.batch}")
+            return
+        codes = (a.detach() > 0).reshape(self.batch, -1)
+        n = codes.shape[1]
+        # 0/1 products sum to integers ≤ n: exact in float32 while n < 2^24.
+        c = codes.to(torch.float32 if n < 2**24 else torch.float64)
+        cc = (c @ c.T).double()
+        s = codes.sum(dim=1, dtype=torch.float64)
+        # (1−c)(1−c)ᵀ = n − s_i − s_j + c cᵀ
+        self.K += 2 * cc - s[:, None] - s[None, :] + n
+        self.units += n
+
+    def score(self) -> float:
+        if self.error is not None:
+            raise self.error
+        return nwot_score(self.K, self.units)
+
+
+def nwot_score(K: Tensor, units: int) -> float:
+    """NASWOT (Mellor et al., 2021): ``log |det K_H|`` with ``K_H = c cᵀ + (1 − c)(1 − c)ᵀ``, where row
+    ``c_n`` of the binary matrix ``c`` concatenates, over every ReLU / LeakyReLU module, the indicators
+    ``pre-activation > 0`` of sample ``n`` (``K_H[i, j]`` = number of units on which samples ``i`` and
+    ``j`` agree).  Computed in float64 with ``slogdet``."""
+    if units == 0:
+        raise ProxyError("the network has no ReLU activations (K_H = 0)")
+    sign, logabsdet = torch.linalg.slogdet(K.double())
+    if float(sign) == 0.0:
+        raise ProxyError("K_H is singular (two samples share an activation code or too few units)")
+    return float(logabsdet)
+
+
+def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception"]:
+    """Every proxy in ``SHARED ∩ wanted`` from one train-mode forward on a fresh copy (see module doc)."""
+    results: dict[str, float | Exception] = {}
+    need_grad = wanted & {"grad_norm", "snip", "grasp", "plain", "fisher"}
+    need_jac = wanted & {"jacob_cov", "epe_nas"}
+    grasp = "grasp" in wanted
+    model = _fresh_copy(inp.net, inp.x.device)
+    layers: list[nn.Module] = []
+    if need_grad:
+        try:
+            layers = _layers(model)
+        except ProxyError as exc:  # the other shared proxies need no layers
+            results.update({name: exc for name in need_grad})
+            need_grad = set()
+    B = inp.x.shape[0]
+
+    acts: list[tuple[nn.Module, Tensor, int]] = []
+    kernel = _NwotKernel(B, inp.x.device) if "nwot" in wanted else None
+    with ExitStack() as stack:
+        if "fisher" in need_grad:
+            def keep_output(module: nn.Module, _inputs: Any, output: Tensor) -> None:
+                acts.append((module, output, output._version))
+
+            for m in layers:
+                stack.callback(m.register_forward_hook(keep_output).remove)
+        if kernel is not None:
+            for m in model.modules():
+                if isinstance(m, RELU_TYPES):
+                    stack.callback(m.register_forward_pre_hook(kernel.hook).remove)
+        x = inp.x.detach().clone().requires_grad_(bool(need_jac))
+        with torch.set_grad_enabled(bool(need_grad or need_jac)):
+            out = model(x)
+
+    if kernel is not None:
+        try:
+            results["nwot"] = kernel.score()
+        except Exception as exc:  # noqa: BLE001 - reported as NaN
+            results["nwot"] = exc
+
+    def attempt(name: str, fn: Callable[[], float]) -> None:
+        if name in wanted:
+            try:
+                results[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - reported as NaN
+                results[name] = exc
+
+    weights = [m.weight for m in layers]
+    grads: Sequence[Tensor | None] = ()
+    if need_grad:
+        try:
+            with torch.enable_grad():
+                loss = F.cross_entropy(out, inp.y)
+                outs = [a for _, a, _ in acts]
+                grads = torch.autograd.grad(loss, weights + outs, allow_unused=True, create_graph=grasp,
+                                            retain_graph=bool(need_jac) or grasp)
+        except Exception as exc:  # noqa: BLE001
+            results.update({name: exc for name in need_grad})
+        else:
+            g_w = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads)]
+            attempt("grad_norm", lambda: grad_norm_score(g_w))
+            attempt("snip", lambda: snip_score(weights, g_w))
+            attempt("plain", lambda: plain_score(weights, g_w))
+
+            def fisher() -> float:
+                per_call = []
+                for (module, a, version), g in zip(acts, grads[len(weights):]):
+                    if a._version != version:
+                        raise ProxyError(f"the output of {type(module).__name__} was modified in place")
+                    if g is not None:
+                        per_call.append(fisher_layer(a, g.detach(), 1 if isinstance(module, nn.Conv2d) else -1))
+                return _sum_over_layers(per_call)
+
+            attempt("fisher", fisher)
+
+    if need_jac:
+        try:
+            (jac,) = torch.autograd.grad(out.sum(), x, retain_graph=grasp and "grasp" not in results)
+            J = jac.detach().reshape(B, -1).to("cpu", torch.float64).numpy()
+        except Exception as exc:  # noqa: BLE001
+            results.update({name: exc for name in need_jac})
+        else:
+            attempt("jacob_cov", lambda: jacob_cov_score(J))
+            attempt("epe_nas", lambda: epe_nas_score(J, inp.y.cpu().numpy(), inp.num_classes))
+
+    if grasp and "grasp" not in results:
+        def hessian_grad() -> float:
+            terms = [(g.detach() * g).sum() for g in grads[: len(weights)] if g is not None and g.requires_grad]
+            if not terms:  # no gradient depends on the weights: H g = 0
+                return 0.0
+            with torch.enable_grad():
+                hg = torch.autograd.grad(torch.stack(terms).sum(), weights, allow_unused=True)
+            return grasp_score(weights, hg)
+
+        attempt("grasp", hessian_grad)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Proxies with passes of their own
+# --------------------------------------------------------------------------------------------------
+
+
+def _remove_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace every BatchNorm module by ``nn.Identity`` (in place; returns the possibly new root)."""
+    if isinstance(model, _BATCHNORM_TYPES):
+        return nn.Identity()
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _BATCHNORM_TYPES):
+                setattr(parent, name, nn.Identity())
+    return model
+
+
+def synflow_proxy(inp: _Inputs) -> float:
+    """SynFlow (Tanaka et al., 2020): on a copy whose parameters and buffers are replaced by their
+    absolute values, with every BatchNorm replaced by the identity (``bn=False`` in the zero-cost code;
+    LayerNorm is kept), run in float64 on one all-ones input of the data shape ``R = Σ outputs``; the score
+    is ``Σ_layers Σ_elements |W ⊙ ∂R/∂W|``.
+
+    The raw float64 value is returned (no log scaling): it can exceed the float32 range.  When ``R`` or the
+    score overflows float64 the proxy is reported as NaN with a warning."""
+    model = _remove_batchnorm(copy.deepcopy(inp.net))
+    model = model.to(device=inp.x.device, dtype=torch.float64).train()
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            t.abs_()
+    layers = _layers(model)
+    for m in layers:
+        m.weight.requires_grad_(True)
+    weights = [m.weight for m in layers]
+    ones = torch.ones((1, *inp.x.shape[1:]), dtype=torch.float64, device=inp.x.device)
+    with torch.enable_grad():
+        R = model(ones).sum()
+        if not torch.isfinite(R):
+            raise ProxyError(f"R = Σ outputs is {float(R.detach())} in float64 (overflow)")
+        grads = torch.autograd.grad(R, weights, allow_unused=True)
+    return _sum_over_layers((w.detach() * g).abs().sum() for w, g in zip(weights, grads) if g is not None)
+
+
+def _gaussian_init(model: nn.Module, gen: torch.Generator) -> None:
+    """Zen-NAS initialisation: Linear/Conv2d weights ~ N(0, 1) and biases 0; normalisation layers'
+    affine weight 1 and bias 0.  Draws on the CPU from ``gen`` in ``modules()`` order, so the weights do
+    not depend on the device."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LAYER_TYPES):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, _BATCHNORM_TYPES + (nn.LayerNorm, nn.GroupNorm)):
+                if getattr(m, "weight", None) is not None:
+                    m.weight.fill_(1.0)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.zero_()
+
+
+def _zen_once(feature: nn.Module, x0: Tensor, eps: Tensor) -> float:
+    bn_var: list[Tensor] = []
+
+    def record(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        a = inputs[0]
+        dims = [d for d in range(a.dim()) if d != 1]
+        bn_var.append(a.detach().double().var(dim=dims, unbiased=False).mean())
+
+    handles = [m.register_forward_pre_hook(record) for m in feature.modules() if isinstance(m, _BATCHNORM_TYPES)]
+    try:
+        with torch.no_grad():
+            f0 = feature(x0)
+            for h in handles:
+                h.remove()
+            f1 = feature(x0 + ZEN_ALPHA * eps)
+    finally:
+        for h in handles:
+            h.remove()
+    delta = (f0.double() - f1.double()).reshape(f0.shape[0], -1).norm(dim=1).mean()
+    if not math.isfinite(float(delta)):
+        return math.nan  # overflow: the caller may retry in float64
+    if float(delta) == 0.0:
+        raise ProxyError("the feature map does not change under the input perturbation (Δ = 0)")
+    score = torch.log(delta).cpu()
+    for v in bn_var:
+        score = score + 0.5 * torch.log(v).cpu()
+    return float(score)
+
+
+def zen_proxy(inp: _Inputs) -> float:
+    """Zen-score (Lin et al., 2021): on a copy re-initialised as in Zen-NAS (Linear/Conv2d weights
+    ~ N(0, 1), biases 0, norm affines 1/0) in train mode,
+    ``zen = log E_{x, ε} ‖f(x) − f(x + α ε)‖_F + Σ_{BN layers i} log sqrt(mean_j σ²_ij)`` with ``x, ε ~
+    N(0, I)`` of the mini-batch's shape (one draw, ``α = 0.01``), ``f`` the pre-pooling feature map (the
+    network's ``backbone`` when it has one, else its output), ``‖·‖_F`` per sample, ``E`` the batch mean,
+    and ``σ²_ij`` the batch variance of channel ``j`` at the input of BatchNorm ``i`` in the unperturbed
+    pass.  On networks without BatchNorm the score is the feature-difference term alone.
+
+    Differences from the published code: the per-sample norm is the Frobenius norm of the paper (the code
+    uses the L1 norm) and ``σ²`` is the batch variance of the paper (the code reads ``running_var`` after
+    one momentum-0.1 update).  The weights and inputs are drawn on the CPU from a ``torch.Generator``
+    seeded with ``seed``.  The forwards run in float32; if that overflows, they are repeated in float64
+    on the same draws."""
+    model = copy.deepcopy(inp.net)
+    gen = torch.Generator(device="cpu").manual_seed(inp.seed)
+    _gaussian_init(model, gen)
+    x0 = torch.randn(tuple(inp.x.shape), generator=gen)
+    eps = torch.randn(tuple(inp.x.shape), generator=gen)
+    model = model.to(inp.x.device).train()
+    feature = model.backbone if isinstance(getattr(model, "backbone", None), nn.Module) else model
+    dtype = inp.x.dtype if inp.x.is_floating_point() else torch.float32
+    value = _zen_once(feature, x0.to(inp.x.device, dtype), eps.to(inp.x.device, dtype))
+    if math.isfinite(value) or dtype == torch.float64:
+        return value
+    log.debug("zen overflowed in %s; repeating in float64", dtype)
+    feature = feature.double()
+    return _zen_once(feature, x0.to(inp.x.device, torch.float64), eps.to(inp.x.device, torch.float64))
+
+
+def l2_norm_proxy(inp: _Inputs) -> float:
+    """``l2_norm = Σ_layers ‖W‖_F``: the Frobenius (entry-wise L2) norm of each layer's weight, summed
+    over layers, at initialisation (no data needed)."""
+    with torch.no_grad():
+        return _sum_over_layers(m.weight.detach().double().norm() for m in _layers(inp.net))
+
+
+def params_proxy(inp: _Inputs) -> float:
+    """``params``: the raw number of trainable parameters (``requires_grad``) of the whole network, head,
+    normalisation and positional encodings included; shared tensors count once.  (NASLib reports
+    millions; this is the plain count.)"""
+    return float(sum(p.numel() for p in inp.net.parameters() if p.requires_grad))
+
+
+def flops_proxy(inp: _Inputs) -> float:
+    """``flops``: floating-point operations of the forward pass of one sample (the mini-batch's first),
+    in eval mode, counted by ``torch.utils.flop_counter.FlopCounterMode``: matrix products and
+    convolutions, head included, a multiply-add counting two; element-wise operations, normalisation,
+    pooling and biases are not counted.  For compiled einspace networks this equals the matmul part of
+    ``Architecture.flops`` plus ``2 · width · num_classes`` for the head."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = copy.deepcopy(inp.net).to(inp.x.device).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(inp.x[:1].detach())
+    return float(counter.get_total_flops())
+
+
+#: Proxies computed by their own function from the inputs; looked up at call time.
+STANDALONE: dict[str, Callable[[_Inputs], float]] = {
+    "synflow": synflow_proxy,
+    "zen": zen_proxy,
+    "l2_norm": l2_norm_proxy,
+    "params": params_proxy,
+    "flops": flops_proxy,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def _label(arch: Any) -> str:
+    if arch is None:
+        return ""
+    digest = getattr(arch, "hash", None)
+    return f" for architecture {digest[:12]}" if isinstance(digest, str) else f" for {arch!r}"
+
+
+def _finalise(name: str, value: "float | Exception", label: str) -> float:
+    """The value as a float, or NaN with a warning naming the proxy and the reason."""
+    if isinstance(value, Exception):
+        reason = str(value) if isinstance(value, ProxyError) else f"{type(value).__name__}: {value}"
+        log.warning("zero-cost proxy %r%s is NaN: %s", name, label, reason)
+        return math.nan
+    v = float(value)
+    if not math.isfinite(v):
+        log.warning("zero-cost proxy %r%s is NaN: the value is not finite (%r)", name, label, v)
+        return math.nan
+    return v
+
+
+def compute_proxies(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    proxies: "str | Iterable[str]" = ALL,
+    seed: int = 0,
+    arch: Any = None,
+) -> dict[str, float]:
+    """Zero-cost proxies of ``net`` on one mini-batch ``(x, y)`` of real task data.
+
+    ``x``: float inputs, batch first; ``y``: integer labels in ``0..num_classes-1``; the computation runs
+    on ``x``'s device (the network is deep-copied there; ``net`` itself is never modified).  ``proxies``:
+    names from ``ALL`` (aliases such as ``jacov`` allowed, ``"all"`` for every one); the result maps each
+    canonical name, in the requested order, to a float.  ``seed`` seeds ``zen``'s Gaussian weights and
+    inputs (``synflow``'s input is all ones; the other proxies use ``(x, y)``), and any stochastic layer of
+    ``net`` (dropout) draws from a forked global RNG seeded with ``seed``, so the caller's RNG state is
+    untouched and results are bit-identical for identical inputs on the CPU.  ``arch``, optional, only
+    names the architecture in warnings.  A proxy that fails or is not finite is NaN, with a warning.
+    """
+    names = resolve_proxies(proxies)
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("x and y must be torch tensors")
+    if x.dim() < 2 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x must be a batch (B×...) and y B labels; got x {tuple(x.shape)}, y {tuple(y.shape)}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if y.dtype.is_floating_point or (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"y must hold integer labels in 0..{num_classes - 1}")
+    label = _label(arch)
+
+    raw: dict[str, float | Exception] = {}
+    device = x.device
+    cuda = device.type == "cuda"
+    fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    with torch.inference_mode(False), torch.random.fork_rng(devices=fork_devices, device_type="cuda" if cuda else None):
+        # clones made outside inference mode can enter autograd even if the caller is in inference mode
+        x = x.detach().clone()
+        y = y.detach().to(device=device, dtype=torch.long).clone()
+        inp = _Inputs(net, x, y, int(num_classes), int(seed))
+        torch.random.default_generator.manual_seed(inp.seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(inp.seed)
+        shared = {n for n in names if n in SHARED}
+        if shared:
+            try:
+                raw.update(_shared_pass(inp, shared))
+            except Exception as exc:  # noqa: BLE001 - forward failed: every shared proxy is NaN
+                raw.update({n: exc for n in shared})
+        for name in names:
+            if name in SHARED:
+                continue
+            try:
+                raw[name] = STANDALONE[name](inp)
+            except Exception as exc:  # noqa: BLE001
+                raw[name] = exc
+    return {name: _finalise(name, raw[name], label) for name in names}
+
+
+# --------------------------------------------------------------------------------------------------
+# scikit-learn transformer
+# --------------------------------------------------------------------------------------------------
+
+
+def _channel_axes(x: np.ndarray) -> tuple[int, ...]:
+    """Axes averaged over for per-channel statistics: all but axis 1 for N×C×H×W images, all but the
+    last (feature) axis for N×S×D sequences and N×D vectors."""
+    if x.ndim == 4:
+        return (0, 2, 3)
+    return tuple(range(x.ndim - 1))
+
+
+class ZeroCostProxies(TransformerMixin, BaseEstimator):
+    """Zero-cost proxies of architectures on a task, one row per architecture.
+
+    ``transform(archs)`` compiles each architecture with ``compile_architecture(arch, task.num_classes,
+    seed=seed)`` (a fresh, seeded initialisation) and calls ``compute_proxies`` on one mini-batch: the first
+    ``batch_size`` training examples of ``task`` (deterministic, no shuffling), normalised per channel
+    (axis 1 of images, the feature axis of sequences) with the mean and standard deviation of the whole
+    training split.  Returns an ``(n, len(proxies))`` float array, NaN where a proxy failed (warned).
+
+    Parameters: ``task`` (a ``data.tasks.Task``), ``proxies`` (``("all",)`` or names from ``ALL``),
+    ``batch_size``, ``seed`` (network initialisation and ``zen``), ``device`` (where the proxies run).
+    The transformer is stateless; ``fit`` only checks the parameters.
+    """
+
+    version = "1"
+
+    def __init__(self, task: Any = None, proxies: "Sequence[str] | str" = ("all",), batch_size: int = 64,
+                 seed: int = 0, device: "str | torch.device" = "cpu") -> None:
+        self.task = task
+        self.proxies = proxies
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+
+    def _check(self) -> tuple[str, ...]:
+        if self.task is None:
+            raise ValueError("ZeroCostProxies needs a task (task=...) with train data")
+        if getattr(self.task, "is_tabular", False):
+            raise ValueError(f"task {self.task.name!r} is tabular: it has no training data for zero-cost proxies")
+        if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
+            raise ValueError(f"batch_size must be an integer ≥ 2, got {self.batch_size!r}")
+        if len(self.task.train) < 2:
+            raise ValueError(f"task {self.task.name!r} has fewer than 2 training examples")
+        return resolve_proxies(self.proxies)
+
+    def fit(self, X: Any = None, y: Any = None) -> "ZeroCostProxies":
+        """Checks the parameters; nothing is learned."""
+        self._check()
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The canonical proxy names, in column order."""
+        return np.asarray(resolve_proxies(self.proxies), dtype=object)
+
+    def batch(self) -> tuple[Tensor, Tensor]:
+        """The normalised mini-batch ``(x, y)`` the proxies see, on ``device``."""
+        self._check()
+        train = self.task.train
+        axes = _channel_axes(train.x)
+        mean = train.x.mean(axis=axes, dtype=np.float64, keepdims=True)
+        std = train.x.std(axis=axes, dtype=np.float64, keepdims=True)
+        std = np.where(std > 1e-12, std, 1.0)
+        head = train.head(int(self.batch_size))
+        x = ((head.x.astype(np.float64) - mean) / std).astype(np.float32)
+        device = torch.device(self.device)
+        return torch.from_numpy(x).to(device), torch.from_numpy(np.asarray(head.y, dtype=np.int64)).to(device)
+
+    def transform(self, X: Sequence[Any]) -> np.ndarray:
+        """Proxies of each architecture in ``X``: an ``(len(X), len(proxies))`` float64 array."""
+        from tqdm import tqdm
+
+        from nas.compile import compile_architecture
+
+        names = self._check()
+        archs = list(X)
+        out = np.full((len(archs), len(names)), np.nan, dtype=np.float64)
+        if not archs:
+            return out
+        x, y = self.batch()
+        shape = tuple(self.task.input_shape)
+        for i, arch in enumerate(tqdm(archs, desc="zero-cost proxies", unit="arch", disable=len(archs) < 20,
+                                      leave=False)):
+            if tuple(arch.input_shape) != shape:
+                raise ValueError(f"architecture {i} has input shape {tuple(arch.input_shape)}, "
+                                 f"but task {self.task.name!r} has {shape}")
+            try:
+                net = compile_architecture(arch, self.task.num_classes, seed=int(self.seed))
+            except Exception as exc:  # noqa: BLE001 - a row of NaN, warned
+                log.warning("zero-cost proxies%s are NaN: compiling failed: %s: %s", _label(arch),
+                            type(exc).__name__, exc)
+                continue
+            values = compute_proxies(net, x, y, self.task.num_classes, names, seed=int(self.seed), arch=arch)
+            out[i] = [values[n] for n in names]
+        return out
