@@ -86,6 +86,11 @@ def _read_text(source: str | None) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     arch = _read_architecture(_read_text(args.arch), args.input_shape, args.grammar)
+    if args.graph:
+        from nas.graph import draw_graph
+
+        draw_graph(arch, args.graph)
+        print(f"wrote the graph to {args.graph}", file=sys.stderr)
     if args.json:
         record = arch.summary()
         record["long_string"] = arch.long_string()
@@ -195,6 +200,47 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from data.tasks import get_task
+    from features.pipeline import cached, make_featuriser
+
+    task = get_task(args.task, seed=args.task_seed) if args.task else None
+    if args.action == "compute":
+        from data.archive import Archive
+
+        if task is None or not args.archive:
+            raise ValueError("nas features compute needs --archive and --task")
+        with Archive(args.archive) as archive:
+            hashes = list(dict.fromkeys(e.arch_hash for e in archive.evaluations(task=task.name)))
+            if not hashes:
+                raise ValueError(f"{args.archive} holds no evaluation on task {task.name!r}")
+            archs = [archive.architecture(h) for h in hashes]
+            featuriser = cached(make_featuriser(args.features, task, archs[0].grammar.name), archive, task.name,
+                                progress=True)
+            X = featuriser.fit(archs).transform(archs)
+        finite = np.isfinite(X)
+        print(json.dumps({"architectures": len(archs), "columns": X.shape[1],
+                          "non_finite_values": int((~finite).sum())}))
+        return 0
+    arch = _task_arch(args, task) if task is not None else _read_architecture(_read_text(args.arch), args.input_shape,
+                                                                                args.grammar)
+    featuriser = make_featuriser(args.features, task, arch.grammar.name)
+    row = featuriser.fit([arch]).transform([arch])[0]
+    names = featuriser.get_feature_names_out()
+    shown = {str(n): float(v) for n, v in zip(names, row) if args.all or v != 0}
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        width = max((len(n) for n in shown), default=0)
+        for name, value in shown.items():
+            print(f"{name:<{width}}  {value:.6g}")
+        print(f"({len(shown)} of {len(names)} columns shown{'' if args.all else '; zeros hidden, --all shows them'})",
+              file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search in grammar-based spaces.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -217,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help=f"C×H×W or S×D (default {DEFAULT_SHAPE})")
     p.add_argument("--classes", type=int, default=10, help="number of classes for the head (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--graph", metavar="PNG", help="also draw the operation graph to this PNG file")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("tasks", help="list, show or export tasks")
@@ -226,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="folder to export to (Unseen-NAS format)")
     p.set_defaults(func=cmd_tasks)
 
-    protocols = "published (the paper's: 8 epochs, batch 256), reduced (CPU: 3 epochs on 2,000 examples), smoke, or a .json file"
+    protocols = "published (the paper's: 8 epochs, batch 256), reduced (CPU: 5 epochs on 2,000 examples, batch 32), smoke, or a .json file"
     p = sub.add_parser("evaluate", help="train one architecture on a task and print its evaluation")
     p.add_argument("arch", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
     p.add_argument("--task", required=True, help="task name (nas tasks list) or Unseen-NAS folder")
@@ -261,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="export: CSV file to write")
     p.add_argument("-i", "--input", help="import: CSV file to read")
     p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("features", help="compute features of an archive's architectures (cached), or show one's")
+    p.add_argument("action", choices=("compute", "show"))
+    p.add_argument("arch", nargs="?", help="show: a string, a file, '-' for stdin, a seed name or an NB201 cell")
+    p.add_argument("--archive", help="compute: the archive whose architectures to featurise (vectors are cached in it)")
+    p.add_argument("--task", help="task name or folder (zcp needs its training data)")
+    p.add_argument("--task-seed", type=int, default=0)
+    p.add_argument("--features", default="graf", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--grammar", default="einspace", choices=grammar_names())
+    p.add_argument("--input-shape", default=None, help=f"show without --task: C×H×W or S×D (default {DEFAULT_SHAPE})")
+    p.add_argument("--all", action="store_true", help="show: also the zero columns")
+    p.add_argument("--json", action="store_true", help="show: one JSON object")
+    p.set_defaults(func=cmd_features)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""Feature sets by name, for the CLI and the surrogates: ``graf``, ``zcp`` and combinations.
+
+``make_featuriser("graf,zcp", task)`` gives one transformer whose columns are GRAF's then the proxies'
+(the published order of the tabular encoding).  GRAF is the einspace family set for einspace
+architectures and the original NB201 families for ``nb201`` cells; the proxies are computed on one
+mini-batch of the task's training data, except on a tabular task that ships its own proxy table (the
+NAS-Bench-201 one), where they are looked up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+FEATURE_SETS = ("graf", "zcp")
+
+
+class TableProxies(TransformerMixin, BaseEstimator):
+    """The zero-cost proxies a tabular task ships (``task.proxies(arch)``), in ``features.zcp.ALL`` order."""
+
+    version = "1"
+
+    def __init__(self, task: Any = None) -> None:
+        self.task = task
+
+    def fit(self, X: Any = None, y: Any = None) -> "TableProxies":
+        return self
+
+    def transform(self, X: Sequence[Any]) -> np.ndarray:
+        from features.zcp import ALL
+
+        rows = []
+        for arch in X:
+            values = self.task.proxies(arch)
+            rows.append([float(values.get(name, values.get("jacov" if name == "jacob_cov" else name, np.nan)))
+                         for name in ALL])
+        return np.asarray(rows, dtype=float).reshape(-1, len(ALL))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        from features.zcp import ALL
+
+        return np.asarray(ALL, dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+class Concat(TransformerMixin, BaseEstimator):
+    """Columns of several featurisers side by side (names kept; they do not collide across sets)."""
+
+    version = "1"
+
+    def __init__(self, parts: Sequence[Any] = ()) -> None:
+        self.parts = parts
+
+    def fit(self, X: Sequence[Any], y: Any = None) -> "Concat":
+        for p in self.parts:
+            p.fit(X, y)
+        return self
+
+    def transform(self, X: Sequence[Any]) -> np.ndarray:
+        X = list(X)
+        return np.hstack([np.asarray(p.transform(X), dtype=float) for p in self.parts])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.concatenate([np.asarray(p.get_feature_names_out(), dtype=object) for p in self.parts])
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+def parse_feature_sets(spec: "str | Sequence[str]") -> list[str]:
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    bad = [n for n in names if n not in FEATURE_SETS]
+    if bad or not names:
+        raise ValueError(f"unknown feature set(s) {bad or spec!r}; choose from {', '.join(FEATURE_SETS)}")
+    return names
+
+
+def make_one(name: str, task: Any = None, grammar: str = "einspace", **zcp_params: Any) -> Any:
+    """One named featuriser for architectures of ``grammar`` on ``task``."""
+    if name == "graf":
+        from features.graf import GRAF, NB201GRAF
+
+        return NB201GRAF() if grammar == "nb201" else GRAF()
+    if name == "zcp":
+        if task is not None and getattr(task, "is_tabular", False):
+            if not hasattr(task, "proxies"):
+                raise ValueError(f"task {task.name!r} is a look-up table without proxies: zcp is not available")
+            return TableProxies(task)
+        if task is None:
+            raise ValueError("zcp features need a task (its training data gives the mini-batch)")
+        from features.zcp import ZeroCostProxies
+
+        return ZeroCostProxies(task=task, **zcp_params)
+    raise ValueError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SETS)}")
+
+
+def make_featuriser(spec: "str | Sequence[str]", task: Any = None, grammar: str | None = None, **zcp_params: Any) -> Any:
+    """``"graf"``, ``"zcp"`` or ``"graf,zcp"`` as one transformer over architectures."""
+    grammar = grammar or getattr(task, "grammar", None) or "einspace"
+    parts = [make_one(n, task, grammar, **zcp_params) for n in parse_feature_sets(spec)]
+    return parts[0] if len(parts) == 1 else Concat(parts)
+
+
+def cached(featuriser: Any, archive: Any, task_name: str, progress: bool = False) -> Any:
+    """``featuriser`` with every part's vectors cached in ``archive`` under ``task_name``."""
+    from features.cache import CachedFeaturiser
+
+    if isinstance(featuriser, Concat):
+        return Concat([CachedFeaturiser(p, archive, task_name, progress=progress) for p in featuriser.parts])
+    return CachedFeaturiser(featuriser, archive, task_name, progress=progress)
