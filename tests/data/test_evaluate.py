@@ -10,7 +10,7 @@ from data.training import PROTOCOLS
 from nas.grammar.sampler import Sampler
 from tests.data.conftest import make_blobs_task
 
-SMOKE = PROTOCOLS["smoke"].replace(name="unit", train_subset=128, valid_subset=64, batch_size=32)
+SMOKE = PROTOCOLS["smoke"].replace(name="unit", train_subset=128, valid_subset=64, batch_size=32, max_seconds=None)
 BUDGET = CPU_BUDGET.__class__(max_nodes=40, max_depth=12, max_params=20_000, max_flops=2e6, batch_size=32)
 
 
