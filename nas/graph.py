@@ -38,9 +38,8 @@ MAX_EXPANDED_NODES = 200_000
 
 
 def num_instances(arch: "Architecture") -> int:
-    """Number of terminal-op instances in the compiled network (replicated copies counted), i.e. the number of
-    op nodes of the expanded graph; computed from the tree without building anything."""
-    return sum(info.copies for info in arch.terminals())
+    """Number of op nodes of the expanded graph: ``Architecture.num_layers`` (replicated copies counted)."""
+    return arch.num_layers
 
 
 def to_graph(arch: "Architecture", expand: bool = True, max_nodes: int | None = MAX_EXPANDED_NODES) -> nx.DiGraph:
