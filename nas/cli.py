@@ -241,6 +241,86 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ref(path: str) -> tuple[str, str, str]:
+    """``(archive, run name, label)`` of a run directory written by ``nas search``."""
+    with open(os.path.join(path, "run.json"), encoding="utf-8") as fh:
+        info = json.load(fh)
+    return os.path.join(path, info["archive"]), info["run"], info.get("label", os.path.basename(os.path.normpath(path)))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from data.archive import Archive
+    from data.evaluate import BUDGETS
+    from data.tasks import get_task
+    from nas.search import make_dask_executor, run_search
+    from nas.search.factory import make_strategy, make_surrogate
+    from nas.search.report import plot_best_so_far
+
+    task = get_task(args.task, seed=args.task_seed)
+    surrogate, prefit = (None, False)
+    if args.strategy in ("filtered", "objective"):
+        surrogate, prefit = make_surrogate(args.surrogate, args.task, args.features, args.seed)
+    options = {}
+    if args.strategy == "filtered":
+        options = dict(mode=args.mode, n_candidates=args.n_candidates, k=args.k, quantile=args.quantile,
+                       start_after=args.start_after, refit_every=args.refit_every)
+    elif args.strategy == "objective":
+        options = dict(steps=args.steps, top_k=args.k)
+    strategy = make_strategy(args.strategy, task, args.seed, BUDGETS[args.sampling_budget], None, args.seed_arch,
+                             surrogate, prefit, args.population, args.tournament, **options)
+    os.makedirs(args.run_dir, exist_ok=True)
+    archive_path = args.archive or os.path.join(args.run_dir, "archive.sqlite")
+    run = args.run_name or f"{args.strategy}-seed{args.seed}"
+    with open(os.path.join(args.run_dir, "run.json"), "w", encoding="utf-8") as fh:
+        json.dump({"archive": os.path.relpath(archive_path, args.run_dir), "run": run, "label": args.label or run,
+                   "task": args.task, "strategy": args.strategy}, fh, indent=2)
+    executor, close = None, None
+    if args.executor == "dask":
+        executor, close = make_dask_executor(args.scheduler, args.workers)
+    try:
+        with Archive(archive_path) as archive:
+            summary = run_search(strategy, args.task, archive, run, budget_evals=args.budget,
+                                 budget_seconds=args.time_budget, protocol=args.protocol, train_seed=args.train_seed,
+                                 executor=executor, workers=args.workers, task_seed=args.task_seed,
+                                 device=args.device, run_dir=args.run_dir)
+    finally:
+        if close is not None:
+            close()
+    plot_best_so_far([_run_ref(args.run_dir)], os.path.join(args.run_dir, "best_so_far.png"))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from data.archive import Archive
+    from nas.search import summarize
+
+    archive_path, run, label = _run_ref(args.run_dir)
+    with Archive(archive_path) as archive:
+        summary = summarize(archive, run)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    counts, best = summary["counts"], summary["best"]
+    print(f"{label} ({summary['strategy']} on {summary['task']}): {summary['evaluations']} steps, "
+          f"{counts['trained']} trained, {counts['failed']} failed, {counts['duplicates']} duplicates, "
+          f"{counts['filtered']} filtered by the surrogate; {summary['seconds']['wall_clock']:.0f} s")
+    if best:
+        print(f"best val_acc {best['val_acc']:.4f} (step {best['step']}): {best['arch']}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nas.search.report import compare, plot_best_so_far
+
+    refs = [_run_ref(d) for d in args.run_dirs]
+    print(compare(refs))
+    if args.plot:
+        plot_best_so_far(refs, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search in grammar-based spaces.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -321,6 +401,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="show: also the zero columns")
     p.add_argument("--json", action="store_true", help="show: one JSON object")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("search", help="run (or resume) a search on a task; re-running the same command resumes it")
+    p.add_argument("--task", required=True, help="task name or Unseen-NAS folder")
+    p.add_argument("--task-seed", type=int, default=0)
+    p.add_argument("--strategy", choices=("random", "re", "filtered", "objective"), default="re")
+    p.add_argument("--seed-arch", default=None, help="RE seeds: resnet18, wrn16_4, vit, mlp_mixer or mixed (default: random start)")
+    p.add_argument("--surrogate", default="rf", help="rf, xgb, ensemble, or a folder saved by nas surrogate fit (used from the start)")
+    p.add_argument("--features", default="graf,zcp", help="surrogate features (default %(default)s)")
+    p.add_argument("--budget", type=int, default=100, help="evaluations (steps) of the run (default %(default)s)")
+    p.add_argument("--time-budget", type=float, default=None, help="wall-clock seconds of the run")
+    p.add_argument("--run-dir", required=True, help="folder for run.json, summary.json, plots and (by default) the archive")
+    p.add_argument("--archive", default=None, help="archive file to use (default RUN_DIR/archive.sqlite); share one to reuse evaluations")
+    p.add_argument("--run-name", default=None, help="default: STRATEGY-seedSEED")
+    p.add_argument("--label", default=None, help="name in comparisons")
+    p.add_argument("--seed", type=int, default=0, help="search seed (default %(default)s)")
+    p.add_argument("--train-seed", type=int, default=0)
+    p.add_argument("--protocol", default="reduced", help=protocols + " (default %(default)s)")
+    p.add_argument("--sampling-budget", choices=("cpu", "default"), default="cpu")
+    p.add_argument("--population", type=int, default=100)
+    p.add_argument("--tournament", type=int, default=10)
+    p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n, or reject below a quantile")
+    p.add_argument("--n-candidates", type=int, default=20)
+    p.add_argument("--k", type=int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
+    p.add_argument("--quantile", type=float, default=0.5)
+    p.add_argument("--start-after", type=int, default=100, help="filtered: evaluations before the surrogate is used")
+    p.add_argument("--refit-every", type=int, default=20)
+    p.add_argument("--steps", type=int, default=1000, help="objective: mutations scored by the surrogate alone")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", help="progress and best so far of a search run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("compare", help="compare search runs: a Markdown table and a best-so-far plot")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--plot", default=None, help="PNG file for the best-so-far plot")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -264,20 +264,34 @@ class SurrogateFilteredEvolution(RegularizedEvolution):
         def candidates() -> list[Architecture]:
             return [self.propose(start, rng, population)[0] for _ in range(self.n_candidates)]
 
+        # Architectures already told (or twice in one batch) would only be looked up, spending a step on a
+        # known result: the filter passes them over while new candidates remain.
+        known = {m.arch.hash for m in self.history[:upto]}
+
+        def fresh(arch: Architecture, taken: set[str]) -> bool:
+            return arch.hash not in known and arch.hash not in taken
+
         if self.mode == "topk":
             cands = candidates()
             preds = self.predict(cands)
-            chosen = [int(i) for i in np.argsort(-preds, kind="stable")[: self.k]]
+            order = [int(i) for i in np.argsort(-preds, kind="stable")]
+            chosen, taken = [], set()
+            for i in order:
+                if len(chosen) < self.k and fresh(cands[i], taken):
+                    chosen.append(i)
+                    taken.add(cands[i].hash)
+            chosen += [i for i in order if i not in chosen][: self.k - len(chosen)]
             batch = Batch(start, upto, self._fitted_at or 0, cands, preds, chosen)
         else:
             pop_preds = self.predict([m.arch for m in population])
             threshold = float(np.quantile(pop_preds, self.quantile)) if len(pop_preds) else -math.inf
-            cands, pred_list, chosen = [], [], []
+            cands, pred_list, chosen, taken = [], [], [], set()
             for _ in range(self.max_rounds):
                 new = candidates()
                 for arch, p in zip(new, self.predict(new)):
-                    if p >= threshold and len(chosen) < self.k:
+                    if p >= threshold and len(chosen) < self.k and fresh(arch, taken):
                         chosen.append(len(cands))
+                        taken.add(arch.hash)
                     cands.append(arch)
                     pred_list.append(float(p))
                 if len(chosen) >= self.k:

@@ -1,0 +1,71 @@
+"""Strategies and surrogates by name, for the command line and the quickstart.
+
+``make_surrogate("rf", task)`` gives a fresh tabular surrogate; a directory saved by
+``surrogates.persistence.save_surrogate`` (e.g. a transfer surrogate trained on other tasks' archives) is
+loaded instead and used from the first step.  ``make_strategy`` builds any of the four strategies for a task.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nas.grammar.core import Budget
+
+STRATEGIES = ("random", "re", "filtered", "objective")
+SURROGATES = ("rf", "xgb", "ensemble")
+
+
+def make_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0) -> tuple[Any, bool]:
+    """``(surrogate, prefitted)``: a fresh ``rf``/``xgb``/``ensemble`` on ``features``, or a saved one."""
+    if spec in SURROGATES:
+        if spec == "ensemble":
+            from surrogates.ensemble import EnsembleSurrogate
+
+            return EnsembleSurrogate(features=features, task=task), False
+        from surrogates.tabular import TabularSurrogate
+
+        return TabularSurrogate(spec, features=features, task=task, random_state=seed), False
+    if os.path.isdir(spec):
+        from surrogates.persistence import load_surrogate
+
+        return load_surrogate(spec, task=task if not isinstance(task, str) else None), True
+    raise ValueError(f"unknown surrogate {spec!r}: expected one of {', '.join(SURROGATES)} or a saved surrogate folder")
+
+
+def make_strategy(
+    name: str,
+    task: Any,
+    seed: int = 0,
+    budget: Budget | None = None,
+    grammar: str | None = None,
+    seed_arch: str | None = None,
+    surrogate: Any = None,
+    prefit: bool = False,
+    population_size: int = 100,
+    tournament_size: int = 10,
+    **options: Any,
+):
+    """A strategy for ``task`` (an object with ``input_shape`` and optionally ``grammar``).  ``options`` go to
+    the strategy: ``mode``, ``n_candidates``, ``k``, ``quantile``, ``start_after``, ``refit_every`` for
+    ``filtered``; ``steps``, ``top_k`` for ``objective``."""
+    from nas.grammar.sampler import Sampler
+    from nas.search import RandomSearch, RegularizedEvolution, SurrogateFilteredEvolution, SurrogateObjective
+
+    grammar = grammar or getattr(task, "grammar", None) or "einspace"
+    sampler = Sampler(grammar, task.input_shape, budget)
+    if name == "random":
+        return RandomSearch(sampler, seed)
+    if name == "re":
+        return RegularizedEvolution(sampler, seed, population_size, tournament_size, seeds=seed_arch)
+    if surrogate is None:
+        raise ValueError(f"strategy {name!r} needs a surrogate")
+    if name == "filtered":
+        return SurrogateFilteredEvolution(sampler, seed, surrogate, prefit=prefit, population_size=population_size,
+                                          tournament_size=tournament_size, seeds=seed_arch, **options)
+    if name == "objective":
+        if not prefit:
+            raise ValueError("the surrogate-as-objective strategy needs a fitted surrogate (a saved surrogate folder)")
+        return SurrogateObjective(sampler, seed, surrogate, population_size=population_size,
+                                  tournament_size=tournament_size, **options)
+    raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
