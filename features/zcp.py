@@ -107,6 +107,11 @@ class ProxyError(RuntimeError):
     """A proxy is undefined for this network (the reason is the message); reported as NaN."""
 
 
+class NotApplicable(ProxyError):
+    """The proxy does not apply to this kind of network at all (no ReLU for nwot, no weight layer); reported
+    as NaN and logged at INFO level, since most random einspace networks have no ReLU."""
+
+
 def resolve_proxies(proxies: "str | Iterable[str]" = ALL) -> tuple[str, ...]:
     """Canonical proxy names, in the requested order, without duplicates.  ``"all"`` (alone or as an
     element) means every proxy in ``ALL`` order; aliases (``jacov``) map to canonical names."""
@@ -147,7 +152,7 @@ def _layers(net: nn.Module) -> list[nn.Module]:
     """The ``nn.Linear`` / ``nn.Conv2d`` modules of ``net`` (each once, in ``modules()`` order)."""
     layers = [m for m in net.modules() if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None]
     if not layers:
-        raise ProxyError("the network has no nn.Linear or nn.Conv2d layer")
+        raise NotApplicable("the network has no nn.Linear or nn.Conv2d layer")
     return layers
 
 
@@ -308,7 +313,7 @@ def nwot_score(K: Tensor, units: int) -> float:
     ``pre-activation > 0`` of sample ``n`` (``K_H[i, j]`` = number of units on which samples ``i`` and
     ``j`` agree).  Computed in float64 with ``slogdet``."""
     if units == 0:
-        raise ProxyError("the network has no ReLU activations (K_H = 0)")
+        raise NotApplicable("the network has no ReLU activations (K_H = 0)")
     sign, logabsdet = torch.linalg.slogdet(K.double())
     if float(sign) == 0.0:
         raise ProxyError("K_H is singular (two samples share an activation code or too few units)")
@@ -585,7 +590,8 @@ def _finalise(name: str, value: "float | Exception", label: str) -> float:
     """The value as a float, or NaN with a warning naming the proxy and the reason."""
     if isinstance(value, Exception):
         reason = str(value) if isinstance(value, ProxyError) else f"{type(value).__name__}: {value}"
-        log.warning("zero-cost proxy %r%s is NaN: %s", name, label, reason)
+        level = logging.INFO if isinstance(value, NotApplicable) else logging.WARNING
+        log.log(level, "zero-cost proxy %r%s is NaN: %s", name, label, reason)
         return math.nan
     v = float(value)
     if not math.isfinite(v):

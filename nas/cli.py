@@ -321,6 +321,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from experiments.quickstart import QuickstartConfig, run_quickstart
+
+    cfg = QuickstartConfig(task=args.task, out=args.out, archive_size=args.archive_size,
+                           search_budget=args.budget, workers=args.workers, seed=args.seed)
+    run_quickstart(cfg)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search in grammar-based spaces.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -443,6 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--plot", default=None, help="PNG file for the best-so-far plot")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("quickstart", help="the whole loop on a built-in task in a few minutes: archive, surrogate, "
+                       "plain vs filtered evolution")
+    p.add_argument("--task", default="language-mini", help="task (default %(default)s)")
+    p.add_argument("--out", default="runs/quickstart", help="output folder (default %(default)s); re-running resumes")
+    p.add_argument("--archive-size", type=int, default=60)
+    p.add_argument("--budget", type=int, default=40, help="trained candidates per search (default %(default)s)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_quickstart)
     return parser
 
 

@@ -1,0 +1,448 @@
+"""Transfer across tasks: per-task target normalisation, the transfer surrogate, and the offline protocols.
+
+Targets of different tasks live on different scales (a 40 % network on one task is excellent, on another
+poor), so each *block* of training data (one task's run, one file of the published transfer data) is
+normalised on its own before the blocks are pooled (spec §3.2–3.3):
+
+* ``minmax``: ``(y - min) / (max - min)`` over the block (a constant block becomes 0.5);
+* ``percentile``: the block's ECDF with ties averaged, ``rank(y) / n`` with average ranks, in ``(0, 1]``;
+* ``none``: raw targets.
+
+Failed trainings (targets ≤ 0, or not finite) are dropped from *training* blocks when ``drop_failed``,
+before normalising; test data keep them, as in the published protocols ("we would still get them in search").
+
+Shapes.  A *block* is ``(X, y, task)``: ``X`` an ``(n, d)`` feature matrix (or a list of ``n`` architectures,
+featurised on ``task``), ``y`` ``n`` targets, ``task`` a task name or object.  For the protocols, a
+*dataset* is a named ``TaskData``: a training run ``(X, y)`` (published: the seed-1 run) and optionally a
+test run ``(X_test, y_test)`` (published: the seed-0 run); without a test run, the rows are split into two
+halves by a permutation seeded with ``random_state`` (the first ``ceil(n/2)`` permuted rows train, the
+rest test).  ``datasets`` is a sequence of ``TaskData`` or a mapping ``name -> (X, y)`` or
+``name -> (X, y, X_test, y_test)``; every ``X`` must have the same columns.
+
+Protocols (spec §5.4): ``one_to_one`` trains on a source's training run and tests on a target's test run
+for every ordered pair (the diagonal is within-task, across runs or halves); ``leave_one_out`` trains on
+every run of every other dataset (each run normalised as its own block) and tests on both runs of the held-out
+one.  Both return lists of row dicts; ``pivot``, ``write_table`` and ``heatmap`` turn them into reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from surrogates.metrics import all_metrics
+from surrogates.tabular import (
+    FeaturesMixin,
+    TabularSurrogate,
+    _grammar_of,
+    build_featuriser,
+    featuriser_info,
+    is_feature_matrix,
+    task_label,
+)
+
+log = logging.getLogger(__name__)
+
+NORMALISATIONS: tuple[str, ...] = ("minmax", "percentile", "none")
+
+
+# --------------------------------------------------------------------------------------------------
+# Target normalisation
+# --------------------------------------------------------------------------------------------------
+
+
+def normalise_targets(y: Any, method: str | None = "minmax") -> np.ndarray:
+    """One block's targets normalised by ``method`` (``minmax``, ``percentile``, ``none``/None); NaN stays NaN
+    and is ignored by the statistics."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    method = "none" if method is None else str(method).lower()
+    if method not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {method!r}; choose from {', '.join(NORMALISATIONS)}")
+    if method == "none" or y.size == 0:
+        return y.copy()
+    ok = np.isfinite(y)
+    out = np.full_like(y, np.nan)
+    if not ok.any():
+        return out
+    values = y[ok]
+    if method == "minmax":
+        lo, hi = values.min(), values.max()
+        out[ok] = 0.5 if hi == lo else (values - lo) / (hi - lo)
+    else:
+        out[ok] = stats.rankdata(values, method="average") / values.size
+    return out
+
+
+def failed_mask(y: Any) -> np.ndarray:
+    """Rows that are failed trainings: target ≤ 0 or not finite (the published archives record failures as 0)."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    return ~np.isfinite(y) | (y <= 0.0)
+
+
+def _take(X: Any, index: np.ndarray) -> Any:
+    if is_feature_matrix(X):
+        return np.asarray(X, dtype=np.float64)[index]
+    items = list(X)
+    return [items[i] for i in index]
+
+
+def _length(X: Any) -> int:
+    return int(np.asarray(X).shape[0]) if is_feature_matrix(X) else len(list(X))
+
+
+def _stack(parts: Sequence[Any]) -> Any:
+    """Row-wise concatenation of matrices (checking widths) or of architecture lists."""
+    kinds = {is_feature_matrix(p) for p in parts}
+    if len(kinds) > 1:
+        raise ValueError("cannot pool feature matrices with architectures; featurise every block the same way")
+    if kinds == {True}:
+        mats = [np.asarray(p, dtype=np.float64) for p in parts]
+        widths = {m.shape[1] for m in mats if m.ndim == 2}
+        if any(m.ndim != 2 for m in mats) or len(widths) > 1:
+            raise ValueError(f"blocks have different feature widths {sorted(widths)} (or are not 2-D)")
+        return np.vstack(mats)
+    return [a for p in parts for a in p]
+
+
+def prepare_block(X: Any, y: Any, normalisation: str | None, drop_failed: bool,
+                  name: str = "block") -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """One training block with failures dropped (if asked) and targets normalised: ``(X, y, description)``."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n = _length(X)
+    if n != y.size:
+        raise ValueError(f"block {name!r}: {n} rows of features but {y.size} targets")
+    keep = ~failed_mask(y) if drop_failed else np.isfinite(y)
+    index = np.flatnonzero(keep)
+    yk = normalise_targets(y[index], normalisation)
+    desc = {"name": name, "n_rows": int(n), "n_dropped": int(n - index.size),
+            "y_min": float(y[index].min()) if index.size else None, "y_max": float(y[index].max()) if index.size else None}
+    return _take(X, index), yk, desc
+
+
+# --------------------------------------------------------------------------------------------------
+# The transfer surrogate
+# --------------------------------------------------------------------------------------------------
+
+
+class Block(NamedTuple):
+    """One block of training data: features or architectures ``X``, targets ``y``, and its task (name or object)."""
+
+    X: Any
+    y: Any
+    task: Any = None
+
+
+class TransferSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
+    """A tabular model (``base``: ``rf``, ``xgb`` or ``xgb_tuned``) fitted on pooled blocks of other tasks'
+    evaluations, optionally plus the current task's own, each block's targets normalised on its own
+    (spec §3.2, ``tr_rf``).  Predictions are on that normalised scale: use them for ranking, not as accuracies.
+
+    ``task`` is the current (target) task: predictions on architectures are featurised on it.  Fitted
+    attributes: ``model_`` (a fitted ``TabularSurrogate`` on the pooled data), ``blocks_`` (a description of
+    every block), and ``n_features_in_``, ``feature_names_``, ``featuriser_``, ``training_``, ``check_X_`` (the
+    pooled model's).
+    """
+
+    def __init__(self, base: str = "rf", normalisation: str = "minmax", drop_failed: bool = True,
+                 features: str = "graf,zcp", task: Any = None, random_state: int = 0,
+                 model_params: Mapping[str, Any] | None = None, n_jobs: int | None = 1) -> None:
+        self.base = base
+        self.normalisation = normalisation
+        self.drop_failed = drop_failed
+        self.features = features
+        self.task = task
+        self.random_state = random_state
+        self.model_params = model_params
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _featurise_block(self, X: Any, task: Any) -> tuple[Any, list[str] | None, list[dict[str, str]] | None]:
+        if is_feature_matrix(X):
+            return X, None, None
+        items = list(X)
+        featuriser = build_featuriser(self.features, task, grammar=_grammar_of(items))
+        matrix = np.asarray(featuriser.fit(items).transform(items), dtype=np.float64)
+        return matrix, [str(n) for n in featuriser.get_feature_names_out()], featuriser_info(featuriser)
+
+    def fit(self, sources: Iterable[Any], current: Any = None, *,
+            feature_names: Sequence[str] | None = None) -> "TransferSurrogate":
+        """Fit on ``sources``, a sequence of blocks ``(X, y, task)``, plus ``current``, the current task's own
+        ``(X, y)`` (or None).  Architecture blocks are featurised on their own task (the current block on
+        ``self.task``); ``feature_names`` names the columns of matrix blocks."""
+        blocks = [Block(*b) for b in sources]
+        if current is not None:
+            cur = tuple(current)
+            blocks.append(Block(cur[0], cur[1], cur[2] if len(cur) > 2 else self.task))
+        if not blocks:
+            raise ValueError("TransferSurrogate.fit: no training blocks (sources is empty and current is None)")
+        mats, ys, descs = [], [], []
+        names, info = (None if feature_names is None else [str(n) for n in feature_names]), None
+        for i, block in enumerate(blocks):
+            label = task_label(block.task) or f"block{i}"
+            if current is not None and i == len(blocks) - 1:
+                label = f"{label} (current)"
+            matrix, block_names, block_info = self._featurise_block(block.X, block.task)
+            if block_names is not None:
+                if names is not None and block_names != names:
+                    raise ValueError(f"TransferSurrogate.fit: block {i} ({label}) has other feature columns than the first")
+                names, info = block_names, info or block_info
+            Xb, yb, desc = prepare_block(matrix, block.y, self.normalisation, self.drop_failed, label)
+            mats.append(Xb)
+            ys.append(yb)
+            descs.append(desc)
+        X = _stack(mats)
+        y = np.concatenate(ys)
+        if y.size == 0:
+            raise ValueError("TransferSurrogate.fit: every training row was dropped as a failure")
+        model = TabularSurrogate(self.base, self.features, self.task, self.random_state, self.model_params, self.n_jobs)
+        model._fit_features(X, y, names, info, "transfer")
+        self.model_ = model
+        self.blocks_ = descs
+        self.n_features_in_ = model.n_features_in_
+        self.feature_names_ = model.feature_names_
+        self.featuriser_ = model.featuriser_
+        self.training_ = model.training_
+        self.check_X_ = model.check_X_
+        log.info("TransferSurrogate: fitted on %d rows from %d blocks (%s targets)", y.size, len(blocks), self.normalisation)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted normalised targets (1-D float64) for architectures of the current task or a feature matrix."""
+        check_is_fitted(self, "model_")
+        return self.model_.predict(X)
+
+    def save(self, directory: "str | os.PathLike[str]") -> None:
+        """Save to a folder, the pooled model in ``base/`` (see ``surrogates.persistence.save_surrogate``)."""
+        from surrogates.persistence import save_surrogate
+
+        save_surrogate(self, directory)
+
+    @classmethod
+    def load(cls, directory: "str | os.PathLike[str]", task: Any = None) -> "TransferSurrogate":
+        """Load a transfer surrogate saved with ``save``."""
+        from surrogates.persistence import load_surrogate
+
+        surrogate = load_surrogate(directory, task=task)
+        if not isinstance(surrogate, cls):
+            raise TypeError(f"{directory}: holds a {type(surrogate).__name__}, not a {cls.__name__}")
+        return surrogate
+
+
+# --------------------------------------------------------------------------------------------------
+# Offline protocols
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A named dataset for the protocols: a training run ``(X, y)`` and an optional test run
+    ``(X_test, y_test)``; see the module docstring for shapes and the half split."""
+
+    name: str
+    X: Any
+    y: Any
+    X_test: Any = None
+    y_test: Any = None
+
+    def runs(self, random_state: int = 0) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray]]:
+        """``((X_train, y_train), (X_test, y_test))``: the two runs, or two seeded halves of the one run."""
+        y = np.asarray(self.y, dtype=np.float64).reshape(-1)
+        if _length(self.X) != y.size:
+            raise ValueError(f"dataset {self.name!r}: {_length(self.X)} rows of features but {y.size} targets")
+        if self.X_test is not None:
+            y_test = np.asarray(self.y_test, dtype=np.float64).reshape(-1)
+            if _length(self.X_test) != y_test.size:
+                raise ValueError(f"dataset {self.name!r}: {_length(self.X_test)} test rows but {y_test.size} test targets")
+            return (self.X, y), (self.X_test, y_test)
+        if y.size < 2:
+            raise ValueError(f"dataset {self.name!r}: {y.size} row(s) cannot be split into two halves")
+        perm = np.random.default_rng(random_state).permutation(y.size)
+        cut = y.size - y.size // 2
+        a, b = np.sort(perm[:cut]), np.sort(perm[cut:])
+        return (_take(self.X, a), y[a]), (_take(self.X, b), y[b])
+
+
+def as_task_data(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]") -> list[TaskData]:
+    """``datasets`` (see the module docstring) as a list of ``TaskData`` with distinct names."""
+    if isinstance(datasets, Mapping):
+        out = []
+        for name, value in datasets.items():
+            if isinstance(value, TaskData):
+                out.append(value)
+            elif len(value) in (2, 4):
+                out.append(TaskData(str(name), *value))
+            else:
+                raise ValueError(f"dataset {name!r}: expected (X, y) or (X, y, X_test, y_test), got {len(value)} items")
+    else:
+        out = list(datasets)
+    bad = [type(d).__name__ for d in out if not isinstance(d, TaskData)]
+    if bad:
+        raise TypeError(f"datasets must be TaskData values or a mapping of name -> tuple; got {', '.join(bad)}")
+    names = [d.name for d in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"dataset names must be distinct: {names}")
+    return out
+
+
+def _evaluate(model_factory: Callable[[], Any], train: Sequence[tuple[Any, np.ndarray, str]], X_test: Any,
+              y_test: np.ndarray, normalisation: str | None, drop_failed: bool, frac: float) -> dict[str, Any]:
+    parts = [prepare_block(X, y, normalisation, drop_failed, name) for X, y, name in train]
+    X = _stack([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    if y.size == 0:
+        raise ValueError(f"no training rows left in {[name for *_, name in train]} after dropping failures")
+    model = model_factory()
+    model.fit(X, y)
+    pred = np.asarray(model.predict(X_test), dtype=np.float64).reshape(-1)
+    row = all_metrics(y_test, pred, frac)
+    row.update(n_train=int(y.size), n_test=int(np.asarray(y_test).size))
+    return row
+
+
+def one_to_one(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", model_factory: Callable[[], Any], *,
+               normalisation: str | None = "none", drop_failed: bool = True, random_state: int = 0,
+               frac: float = 0.1) -> list[dict[str, Any]]:
+    """Every source → target pair: fit ``model_factory()`` on the source's training run (failures dropped if
+    ``drop_failed``, targets normalised), test on the target's test run (failures kept, raw targets).  The
+    diagonal is within-task (training run vs test run, or the two seeded halves).  Returns one row dict per
+    pair: ``source``, ``target``, ``kendall_tau``, ``spearman_rho``, ``mae``, ``precision_at_k``, ``n``
+    (finite test pairs), ``n_train``, ``n_test``."""
+    data = as_task_data(datasets)
+    runs = {d.name: d.runs(random_state) for d in data}
+    rows = []
+    for src in data:
+        (X_tr, y_tr), _ = runs[src.name]
+        for tgt in data:
+            _, (X_te, y_te) = runs[tgt.name]
+            row = {"source": src.name, "target": tgt.name}
+            row.update(_evaluate(model_factory, [(X_tr, y_tr, src.name)], X_te, y_te, normalisation, drop_failed, frac))
+            log.info("one-to-one %s -> %s: tau %.3f", src.name, tgt.name, row["kendall_tau"])
+            rows.append(row)
+    return rows
+
+
+def leave_one_out(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", model_factory: Callable[[], Any], *,
+                  normalisation: str | None = "percentile", drop_failed: bool = True, random_state: int = 0,
+                  frac: float = 0.1) -> list[dict[str, Any]]:
+    """For each dataset T: fit ``model_factory()`` on both runs of every other dataset (each run a block of
+    its own, failures dropped if ``drop_failed``, targets normalised per block), test on both runs of T pooled
+    (failures kept, raw targets).  Returns one row dict per target: ``target``, the metrics, ``n_train``,
+    ``n_test``."""
+    data = as_task_data(datasets)
+    if len(data) < 2:
+        raise ValueError("leave_one_out needs at least two datasets")
+    runs = {d.name: d.runs(random_state) for d in data}
+    rows = []
+    for tgt in data:
+        train = [(X, y, f"{d.name}/{part}") for d in data if d.name != tgt.name
+                 for part, (X, y) in zip(("train", "test"), runs[d.name])]
+        (Xa, ya), (Xb, yb) = runs[tgt.name]
+        row = {"target": tgt.name}
+        row.update(_evaluate(model_factory, train, _stack([Xa, Xb]), np.concatenate([ya, yb]), normalisation,
+                             drop_failed, frac))
+        log.info("leave-one-out %s: tau %.3f", tgt.name, row["kendall_tau"])
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------------
+
+
+def pivot(rows: Sequence[Mapping[str, Any]], value: str = "kendall_tau", row_key: str = "source",
+          col_key: str = "target") -> tuple[np.ndarray, list[str], list[str]]:
+    """``(matrix, row_labels, col_labels)`` of ``value`` from protocol rows (labels in first-seen order; NaN
+    where a pair is missing)."""
+    r_labels = list(dict.fromkeys(str(r[row_key]) for r in rows))
+    c_labels = list(dict.fromkeys(str(r[col_key]) for r in rows))
+    matrix = np.full((len(r_labels), len(c_labels)), np.nan)
+    for r in rows:
+        matrix[r_labels.index(str(r[row_key])), c_labels.index(str(r[col_key]))] = float(r[value])
+    return matrix, r_labels, c_labels
+
+
+def matrix_rows(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+                corner: str = "source \\ target", average: bool = True) -> list[dict[str, Any]]:
+    """A matrix as table rows (``{corner: row label, col label: value, ..., "avg": row mean}``), the published
+    layout of the one-to-one tables."""
+    out = []
+    for label, values in zip(row_labels, np.asarray(matrix, dtype=float)):
+        row: dict[str, Any] = {corner: label, **{c: float(v) for c, v in zip(col_labels, values)}}
+        if average:
+            finite = values[np.isfinite(values)]
+            row["avg"] = float(finite.mean()) if finite.size else math.nan
+        out.append(row)
+    return out
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], path_md: "str | os.PathLike[str] | None" = None,
+                path_csv: "str | os.PathLike[str] | None" = None, columns: Sequence[str] | None = None,
+                digits: int = 3) -> str:
+    """Write row dicts as a Markdown table (floats to ``digits`` places) and/or a CSV file (full precision);
+    returns the Markdown text.  ``columns`` defaults to every key, in first-seen order."""
+    cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c, ""), digits) for c in cols) + " |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    if path_md is not None:
+        with open(path_md, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    if path_csv is not None:
+        with open(path_csv, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(cols)
+            for r in rows:
+                values = (r.get(c, "") for c in cols)
+                writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in values])
+    return text
+
+
+def heatmap(matrix: Any, labels: Sequence[str], path_png: "str | os.PathLike[str]",
+            col_labels: Sequence[str] | None = None, title: str = "", value_label: str = "Kendall τ",
+            digits: int = 2) -> None:
+    """Save an annotated heatmap of ``matrix`` (rows ``labels``, columns ``col_labels``, default the same) as
+    PNG, on an Agg canvas (no pyplot, no global figure state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    m = np.asarray(matrix, dtype=float)
+    cols = list(labels if col_labels is None else col_labels)
+    if m.shape != (len(labels), len(cols)):
+        raise ValueError(f"heatmap: matrix of shape {m.shape} for {len(labels)} row and {len(cols)} column labels")
+    fig = Figure(figsize=(1.0 + 0.75 * len(cols), 1.0 + 0.6 * len(labels)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(m), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), list(labels))
+    finite = m[np.isfinite(m)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            v = m[i, j]
+            ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.{digits}f}", ha="center", va="center", fontsize=8,
+                    color="black" if np.isfinite(v) and v > mid else "white")
+    fig.colorbar(image, ax=ax, label=value_label)
+    if title:
+        ax.set_title(title)
+    fig.savefig(os.fspath(path_png), dpi=120)
