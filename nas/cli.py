@@ -321,6 +321,70 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_surrogate(args: argparse.Namespace) -> int:
+    from data.archive import Archive
+    from surrogates import workflows
+    from surrogates.persistence import load_surrogate, save_surrogate
+
+    lm = {k: v for k, v in (("encoding", args.encoding), ("epochs", args.epochs), ("num_layers", args.num_layers),
+                            ("model_path", args.lm_path)) if v is not None} if args.model == "lm" else {}
+    if args.action == "fit":
+        if not (args.archive and args.task and args.output):
+            raise ValueError("nas surrogate fit needs --archive, --task and -o DIR")
+        with Archive(args.archive) as archive:
+            surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
+                                                 args.seed, **lm)
+        save_surrogate(surrogate, args.output)
+        print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
+        return 0
+    if args.action == "predict":
+        if not args.dir or not args.input:
+            raise ValueError("nas surrogate predict needs DIR and --input FILE")
+        surrogate = load_surrogate(args.dir)
+        task = getattr(surrogate, "task", None)
+        shape = args.input_shape
+        if shape is None and task is not None:
+            from data.tasks import get_task
+
+            shape = "x".join(map(str, get_task(task).input_shape)) if isinstance(task, str) else None
+        lines = [line.strip() for line in _read_text(args.input).splitlines() if line.strip()]
+        if args.format == "nb201":
+            from nas.grammar.nb201 import from_cell_string
+
+            archs = [from_cell_string(line) for line in lines]
+        else:
+            archs = [_read_architecture(line, shape, args.grammar) for line in lines]
+        for line, value in zip(lines, surrogate.predict(archs)):
+            print(f"{line}\t{float(value):.6g}")
+        return 0
+    # evaluate
+    if not (args.archive and args.task):
+        raise ValueError("nas surrogate evaluate needs --archive and --task (and DIR for a saved surrogate)")
+    with Archive(args.archive) as archive:
+        if args.dir:
+            metrics = workflows.evaluate_on_archive(load_surrogate(args.dir), archive, args.task, args.protocol_key,
+                                                    args.plot)
+        else:
+            metrics = workflows.evaluate_split(archive, args.task, args.model, args.features, args.test_fraction,
+                                               args.protocol_key, args.seed, args.plot, **lm)
+    print(json.dumps(metrics, indent=2))
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from data.archive import Archive
+    from surrogates.workflows import transfer_study
+
+    with Archive(args.archive) as archive:
+        table = transfer_study(archive, args.protocol, args.model, args.features,
+                               args.tasks.split(",") if args.tasks else None, args.out, args.seed, args.normalisation)
+    print(table)
+    print(f"wrote tau.md, tau.csv and tau.png to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from experiments.quickstart import QuickstartConfig, run_quickstart
 
@@ -452,6 +516,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--plot", default=None, help="PNG file for the best-so-far plot")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("surrogate", help="fit a surrogate on an archive, predict with it, or evaluate it")
+    p.add_argument("action", choices=("fit", "predict", "evaluate"))
+    p.add_argument("dir", nargs="?", help="predict/evaluate: a folder saved by nas surrogate fit")
+    p.add_argument("--archive", help="fit/evaluate: the archive")
+    p.add_argument("--task", help="fit/evaluate: the task whose evaluations to use")
+    p.add_argument("--model", default="rf", choices=("rf", "xgb", "xgb_tuned", "ensemble", "lm"))
+    p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--protocol-key", default=None, help="training-protocol key, when the task has several")
+    p.add_argument("-o", "--output", help="fit: folder to save the surrogate in")
+    p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line")
+    p.add_argument("--format", choices=("string", "nb201"), default="string", help="predict: input lines")
+    p.add_argument("--input-shape", default=None, help="predict: input shape (default: the surrogate's task's)")
+    p.add_argument("--grammar", default="einspace", choices=grammar_names())
+    p.add_argument("--test-fraction", type=float, default=0.25, help="evaluate without DIR: held-out fraction")
+    p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoding", default=None, choices=("long", "compact", "tokens"), help="lm: input encoding")
+    p.add_argument("--epochs", type=int, default=None, help="lm: fine-tuning epochs")
+    p.add_argument("--num-layers", type=int, default=None, help="lm: keep the first N encoder layers")
+    p.add_argument("--lm-path", default=None, help="lm: a local Hugging Face model folder (default: packaged MiniLM)")
+    p.set_defaults(func=cmd_surrogate)
+
+    p = sub.add_parser("transfer", help="transfer surrogates between the tasks of an archive; τ table and heatmap")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--protocol", choices=("one-to-one", "leave-one-out"), default="one-to-one")
+    p.add_argument("--model", default="rf", choices=("rf", "xgb", "xgb_tuned", "ensemble"))
+    p.add_argument("--features", default="graf,zcp")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")
+    p.add_argument("--normalisation", choices=("none", "minmax", "percentile"), default=None,
+                   help="per-task target normalisation (default: none for one-to-one, percentile for leave-one-out)")
+    p.add_argument("--out", default="runs/transfer")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("quickstart", help="the whole loop on a built-in task in a few minutes: archive, surrogate, "
                        "plain vs filtered evolution")

@@ -1,0 +1,188 @@
+"""The three surrogate jobs as functions (the ``nas surrogate`` and ``nas transfer`` commands call these).
+
+* ``fit_on_archive``: a surrogate trained on one task's evaluations in an archive (features cached there);
+* ``evaluate_split`` / ``evaluate_on_archive``: rank metrics on a held-out part of an archive, or of a saved
+  surrogate on another archive, with a predicted-vs-true scatter plot;
+* ``transfer_study``: one-to-one or leave-one-out transfer between the tasks of an archive, written as a
+  Markdown/CSV table and a heatmap of Kendall τ.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from surrogates.metrics import all_metrics
+
+log = logging.getLogger(__name__)
+
+MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm")
+
+
+def make_model(model: str, task: Any = None, features: str = "graf,zcp", seed: int = 0, **lm_params: Any) -> Any:
+    """A fresh surrogate by name."""
+    if model in ("rf", "xgb", "xgb_tuned"):
+        from surrogates.tabular import TabularSurrogate
+
+        return TabularSurrogate(model, features=features, task=task, random_state=seed)
+    if model == "ensemble":
+        from surrogates.ensemble import EnsembleSurrogate
+
+        return EnsembleSurrogate(features=features, task=task, random_state=seed)
+    if model == "lm":
+        from surrogates.lm import LMSurrogate
+
+        return LMSurrogate(random_state=seed, **lm_params)
+    raise ValueError(f"unknown surrogate model {model!r}; choose from {', '.join(MODELS)}")
+
+
+def _fit(surrogate: Any, archive: Any, task: str, protocol: str | None, archs=None, y=None) -> Any:
+    from surrogates.tabular import fit_from_archive
+
+    if archs is None:
+        if hasattr(surrogate, "features") and not _is_lm(surrogate):
+            return fit_from_archive(surrogate, archive, task, protocol, progress=True)
+        archs, y = archive.dataset(task, protocol)
+    if hasattr(surrogate, "features") and not _is_lm(surrogate):
+        from features.pipeline import cached
+        from surrogates.tabular import build_featuriser
+
+        featuriser = cached(build_featuriser(surrogate.features, surrogate.task or task, grammar=archs[0].grammar.name),
+                            archive, task)
+        X = featuriser.fit(archs).transform(archs)
+        return surrogate.fit(X, y, feature_names=list(featuriser.get_feature_names_out()))
+    return surrogate.fit(archs, y)
+
+
+def _is_lm(surrogate: Any) -> bool:
+    return type(surrogate).__name__ == "LMSurrogate"
+
+
+def fit_on_archive(archive: Any, task: str, model: str = "rf", features: str = "graf,zcp", protocol: str | None = None,
+                   seed: int = 0, **lm_params: Any) -> Any:
+    """Fit a ``model`` surrogate on the evaluations of ``task`` in ``archive``."""
+    surrogate = make_model(model, task, features, seed, **lm_params)
+    return _fit(surrogate, archive, task, protocol)
+
+
+def _predict(surrogate: Any, archive: Any, task: str, archs: Sequence[Any]) -> np.ndarray:
+    if hasattr(surrogate, "features") and not _is_lm(surrogate) and hasattr(surrogate, "make_featuriser"):
+        from features.pipeline import cached
+
+        featuriser = cached(surrogate.make_featuriser(grammar=archs[0].grammar.name), archive, task)
+        return np.asarray(surrogate.predict(featuriser.fit(archs).transform(archs)), dtype=float)
+    return np.asarray(surrogate.predict(list(archs)), dtype=float)
+
+
+def scatter(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: str = "") -> None:
+    """Predicted against true accuracy, as a PNG (matplotlib's Agg canvas; no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.6)
+    lo = float(np.nanmin(np.concatenate([y_true, y_pred])))
+    hi = float(np.nanmax(np.concatenate([y_true, y_pred])))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("true validation accuracy")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def evaluate_split(archive: Any, task: str, model: str = "rf", features: str = "graf,zcp", test_fraction: float = 0.25,
+                   protocol: str | None = None, seed: int = 0, plot: str | None = None,
+                   **lm_params: Any) -> dict[str, float]:
+    """Fit on a random ``1 - test_fraction`` of the task's architectures, score on the rest (failures kept
+    in the test part as accuracy 0, as published)."""
+    archs, y = archive.dataset(task, protocol, include_failed=True, failed_value=0.0)
+    if len(archs) < 8:
+        raise ValueError(f"{archive.path}: only {len(archs)} evaluated architectures of {task!r}; need at least 8")
+    order = np.random.default_rng(seed).permutation(len(archs))
+    cut = int(round(len(archs) * (1 - test_fraction)))
+    train = [i for i in order[:cut] if y[i] > 0]
+    test = order[cut:]
+    surrogate = make_model(model, task, features, seed, **lm_params)
+    _fit(surrogate, archive, task, protocol, [archs[i] for i in train], y[train])
+    pred = _predict(surrogate, archive, task, [archs[i] for i in test])
+    metrics = all_metrics(y[test], pred)
+    metrics.update(n_train=len(train), n_test=len(test))
+    if plot:
+        scatter(y[test], pred, plot, f"{model} on {task}: τ = {metrics['kendall_tau']:.3f} (n = {len(test)})")
+    return metrics
+
+
+def evaluate_on_archive(surrogate: Any, archive: Any, task: str, protocol: str | None = None,
+                        plot: str | None = None) -> dict[str, float]:
+    """Metrics of a fitted surrogate on every architecture of ``task`` in ``archive`` (failures as 0)."""
+    archs, y = archive.dataset(task, protocol, include_failed=True, failed_value=0.0)
+    if not archs:
+        raise ValueError(f"{archive.path}: no evaluation of task {task!r}")
+    pred = _predict(surrogate, archive, task, archs)
+    metrics = all_metrics(y, pred)
+    if plot:
+        scatter(y, pred, plot, f"{type(surrogate).__name__} on {task}: τ = {metrics['kendall_tau']:.3f}")
+    return metrics
+
+
+def task_datasets(archive: Any, tasks: Sequence[str] | None = None, features: str = "graf,zcp",
+                  protocol: str | None = None) -> list:
+    """One ``TaskData`` per task of the archive: cached features and accuracies (failures as 0)."""
+    from data.tasks import get_task
+    from features.pipeline import cached, make_featuriser
+    from surrogates.transfer import TaskData
+
+    names = list(tasks) if tasks else sorted({t for t, _, _ in archive.tasks()})
+    out = []
+    for name in names:
+        archs, y = archive.dataset(name, protocol, include_failed=True, failed_value=0.0)
+        if len(archs) < 4:
+            log.warning("task %s: only %d architectures, left out", name, len(archs))
+            continue
+        featuriser = cached(make_featuriser(features, get_task(name), archs[0].grammar.name), archive, name,
+                            progress=True)
+        out.append(TaskData(name, featuriser.fit(archs).transform(archs), y))
+    return out
+
+
+def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf", features: str = "graf,zcp",
+                   tasks: Sequence[str] | None = None, out: str = "runs/transfer", seed: int = 0,
+                   normalisation: str | None = None) -> str:
+    """One-to-one (every source → target pair, diagonal = within-task halves) or leave-one-out transfer
+    between the archive's tasks; writes ``tau.md``, ``tau.csv`` and ``tau.png`` to ``out`` and returns the
+    Markdown table."""
+    from surrogates.transfer import heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
+
+    if model == "lm":
+        raise ValueError("transfer studies run on tabular surrogates (rf, xgb, ensemble); fine-tune the LM with "
+                         "nas surrogate fit --model lm")
+    os.makedirs(out, exist_ok=True)
+    data = task_datasets(archive, tasks, features)
+    if len(data) < 2:
+        raise ValueError(f"{archive.path}: transfer needs at least two tasks with evaluations")
+
+    def factory() -> Any:
+        return make_model(model, None, features, seed)
+
+    md, csv_path, png = (os.path.join(out, f"tau.{ext}") for ext in ("md", "csv", "png"))
+    if protocol == "one-to-one":
+        rows = one_to_one(data, factory, normalisation=normalisation or "none", random_state=seed)
+        matrix, r, c = pivot(rows)
+        table = write_table(matrix_rows(matrix, r, c), md, csv_path)
+        heatmap(matrix, r, png, col_labels=c, title=f"one-to-one transfer, {model} on {features}")
+    elif protocol == "leave-one-out":
+        rows = leave_one_out(data, factory, normalisation=normalisation or "percentile", random_state=seed)
+        table = write_table(rows, md, csv_path, columns=["target", "kendall_tau", "spearman_rho", "mae",
+                                                         "precision_at_k", "n_train", "n_test"])
+        values = np.array([[row["kendall_tau"] for row in rows]])
+        heatmap(values, ["leave-one-out"], png, col_labels=[row["target"] for row in rows],
+                title=f"leave-one-out transfer, {model} on {features}")
+    else:
+        raise ValueError(f"unknown transfer protocol {protocol!r}; expected one-to-one or leave-one-out")
+    return table
