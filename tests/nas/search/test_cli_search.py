@@ -1,0 +1,72 @@
+"""``nas search``, ``nas status`` and ``nas compare``, including resume after SIGKILL."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from data.archive import Archive
+from nas.cli import main
+from nas.search import run_history
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_status_compare_on_the_table(capsys, tmp_path):
+    common = ["--task", "nb201-cifar10", "--budget", "60", "--population", "10", "--tournament", "3"]
+    assert run(capsys, "search", *common, "--strategy", "re", "--run-dir", str(tmp_path / "re"))[0] == 0
+    code, out, _ = run(capsys, "search", *common, "--strategy", "filtered", "--surrogate", "rf",
+                       "--start-after", "10", "--refit-every", "10", "--run-dir", str(tmp_path / "f"))
+    summary = json.loads(out)
+    assert code == 0 and summary["evaluations"] == 60 and summary["counts"]["filtered"] > 0
+    assert (tmp_path / "f" / "best_so_far.png").exists() and (tmp_path / "f" / "summary.json").exists()
+    code, out, _ = run(capsys, "status", str(tmp_path / "f"))
+    assert code == 0 and "60 steps" in out and "best val_acc" in out
+    code, out, _ = run(capsys, "compare", str(tmp_path / "re"), str(tmp_path / "f"), "--plot", str(tmp_path / "c.png"))
+    assert code == 0 and out.count("nb201-cifar10") == 2 and (tmp_path / "c.png").exists()
+
+
+def _trained(path):
+    if not os.path.exists(path):
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=10) as db:
+            return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_search_resumes_after_sigkill(tmp_path):
+    """Kill ``nas search`` mid-run and re-run it: the evaluations made so far are kept as they were, none is
+    trained again, and the budget is reached."""
+    run_dir = tmp_path / "run"
+    archive = str(run_dir / "archive.sqlite")
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--task", "language-mini", "--strategy", "re",
+           "--population", "4", "--tournament", "2", "--budget", "9", "--protocol", "smoke", "--seed", "3",
+           "--run-dir", str(run_dir)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    while _trained(archive) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Archive(archive) as a:
+        before = [(e.arch_hash, e.metrics.get("val_acc"), e.created) for e in a.evaluations()]
+    assert 3 <= len(before) < 9, "the search should have been killed mid-run"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Archive(archive) as a:
+        after = [(e.arch_hash, e.metrics.get("val_acc"), e.created) for e in a.evaluations()]
+        history = run_history(a, "re-seed3")
+    assert after[: len(before)] == before  # nothing lost or retrained
+    assert len(history) == 9  # the budget is reached
+    trained = [h.arch_hash for h in history if h.source == "trained"]
+    assert len(trained) == len(set(trained)) == len(after)  # each architecture trained once
