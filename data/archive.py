@@ -3,8 +3,9 @@
 Tables: ``architectures`` (canonical string, hash, grammar, input shape, JSON), ``evaluations`` (keyed by
 architecture, task, protocol and seed; metrics as JSON, status, reason, seconds, time, software version),
 ``features`` (cached feature vectors keyed by architecture, task, featuriser name and version, stored as
-little-endian float64 bytes with the column names kept once per featuriser) and ``runs`` (what filled the
-archive, with its configuration).  Every insert is idempotent, so re-running a job never duplicates rows.
+little-endian float64 bytes with the column names kept once per featuriser), ``runs`` (what filled the
+archive, with its configuration) and ``search_history`` (each search run's told results in order, trained or
+looked up: one evaluation can appear in the histories of several runs).  Every insert is idempotent, so re-running a job never duplicates rows.
 CSV export/import uses the columns of the published LM data (``arch``, ``arch_long``, ``acc``).  No pickle.
 """
 
@@ -69,6 +70,20 @@ CREATE TABLE IF NOT EXISTS features (
     vector BLOB NOT NULL,
     created TEXT NOT NULL,
     PRIMARY KEY (arch_hash, task, featuriser, version)
+);
+CREATE TABLE IF NOT EXISTS search_history (
+    run TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    arch_hash TEXT NOT NULL,
+    task TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('trained', 'duplicate')),
+    wall REAL NOT NULL,
+    strategy_seconds REAL NOT NULL,
+    info TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
 );
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
@@ -314,6 +329,29 @@ class Archive:
             self._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
                              (name, kind, json.dumps(_jsonable(config), sort_keys=True), _now(), _now()))
         return config
+
+    def append_history(self, run: str, seq: int, evaluation: Evaluation, source: str, wall: float,
+                       strategy_seconds: float, info: dict[str, Any]) -> None:
+        """Record step ``seq`` of search run ``run``: which evaluation was told, whether the run trained it
+        (``trained``) or looked it up (``duplicate``), and the run's cumulative clocks."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run, seq, evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), source,
+                 float(wall), float(strategy_seconds), json.dumps(_jsonable(info), sort_keys=True), _now()))
+
+    def history(self, run: str) -> list[tuple[int, Evaluation, str, float, float, dict[str, Any]]]:
+        """Search run ``run``'s steps in order: ``(seq, evaluation, source, wall, strategy_seconds, info)``."""
+        rows = self._db.execute(
+            f"SELECT h.seq, h.source, h.wall, h.strategy_seconds, h.info, {', '.join('e.' + c for c in _EVAL_COLS.split(', '))} "
+            "FROM search_history h LEFT JOIN evaluations e ON e.arch_hash = h.arch_hash AND e.task = h.task "
+            "AND e.protocol = h.protocol AND e.seed = h.seed WHERE h.run = ? ORDER BY h.seq", (run,)).fetchall()
+        out = []
+        for seq, source, wall, strat, info, *ev in rows:
+            if ev[0] is None:
+                raise ArchiveError(f"{self.path}: run {run!r} step {seq} refers to an evaluation that is not in the archive")
+            out.append((seq, _evaluation(tuple(ev)), source, wall, strat, json.loads(info)))
+        return out
 
     def runs(self) -> list[dict[str, Any]]:
         return [

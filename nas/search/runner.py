@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from data.archive import Archive
 from data.evaluate import EvaluationJob, make_executor, run_job
-from data.training import Evaluation, TrainingProtocol, _now, get_protocol
+from data.training import Evaluation, TrainingProtocol, get_protocol
 from nas.architecture import Architecture
 from nas.search.base import Strategy
 
@@ -45,22 +45,6 @@ log = logging.getLogger(__name__)
 TRAINED = "trained"
 DUPLICATE = "duplicate"
 
-_HISTORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS search_history (
-    run TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    arch_hash TEXT NOT NULL,
-    task TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    source TEXT NOT NULL CHECK (source IN ('trained', 'duplicate')),
-    wall REAL NOT NULL,
-    strategy_seconds REAL NOT NULL,
-    info TEXT NOT NULL,
-    created TEXT NOT NULL,
-    PRIMARY KEY (run, seq)
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -78,47 +62,19 @@ class HistoryEntry:
 
 
 class RunHistory:
-    """The ordered history of search runs, kept in the archive's own SQLite file (local stand-in for an
-    ``Archive`` API: ``link_evaluation`` / ``run_history``)."""
+    """The ordered history of one archive's search runs (``Archive.history`` / ``Archive.append_history``),
+    as ``HistoryEntry`` values, with recovery of evaluations stored but not yet linked."""
 
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
-        db = archive._db
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_history'").fetchone():
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(_HISTORY_SCHEMA)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def entries(self, run: str) -> list[HistoryEntry]:
-        rows = self.archive._db.execute(
-            "SELECT seq, arch_hash, task, protocol, seed, source, wall, strategy_seconds, info FROM search_history "
-            "WHERE run = ? ORDER BY seq", (run,)).fetchall()
-        out = []
-        for seq, h, task, protocol, seed, source, wall, strat, info in rows:
-            ev = self.archive.get_evaluation(h, task, protocol, seed)
-            if ev is None:
-                raise RuntimeError(f"{self.archive.path}: run {run!r} step {seq} refers to an evaluation of {h[:12]} "
-                                   f"on {task!r} that is not in the archive")
-            out.append(HistoryEntry(seq, h, ev, source, wall, strat, json.loads(info)))
-        return out
+        return [HistoryEntry(seq, ev.arch_hash, ev, source, wall, strat, info)
+                for seq, ev, source, wall, strat, info in self.archive.history(run)]
 
     def append(self, run: str, seq: int, ev: Evaluation, source: str, wall: float, strategy_seconds: float,
                info: dict) -> None:
-        db = self.archive._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (run, seq, ev.arch_hash, ev.task, ev.protocol, int(ev.seed), source, float(wall),
-                        float(strategy_seconds), json.dumps(_json_safe(info), sort_keys=True), _now()))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        self.archive.append_history(run, seq, ev, source, wall, strategy_seconds, _json_safe(info))
 
     def reconcile(self, run: str, task: str, protocol: str, seed: int) -> int:
         """Append evaluations the run stored but did not link (killed between the two writes); returns
