@@ -102,18 +102,3 @@ class EnsembleSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
         """The standard deviation (ddof 0) of the members' predictions: their disagreement, as uncertainty."""
         return self.predict_members(X).std(axis=0)
 
-    def save(self, directory: "str | os.PathLike[str]") -> None:
-        """Save to a folder, members in subfolders (see ``surrogates.persistence.save_surrogate``)."""
-        from surrogates.persistence import save_surrogate
-
-        save_surrogate(self, directory)
-
-    @classmethod
-    def load(cls, directory: "str | os.PathLike[str]", task: Any = None) -> "EnsembleSurrogate":
-        """Load an ensemble saved with ``save``."""
-        from surrogates.persistence import load_surrogate
-
-        surrogate = load_surrogate(directory, task=task)
-        if not isinstance(surrogate, cls):
-            raise TypeError(f"{directory}: holds a {type(surrogate).__name__}, not a {cls.__name__}")
-        return surrogate

@@ -176,10 +176,27 @@ def describe_training(X: np.ndarray, y: np.ndarray, source: str, items: Sequence
 
 class FeaturesMixin:
     """Featurisation shared by the surrogates: architectures → feature matrix with ``features`` on ``task``,
-    and the checks that predictions see the same columns as training did."""
+    and the checks that predictions see the same columns as training did; and saving and loading through
+    ``surrogates.persistence``."""
 
     features: str
     task: Any
+
+    def save(self, directory: "str | os.PathLike[str]") -> None:
+        """Save to a folder (see ``surrogates.persistence.save_surrogate``)."""
+        from surrogates.persistence import save_surrogate
+
+        save_surrogate(self, directory)
+
+    @classmethod
+    def load(cls, directory: "str | os.PathLike[str]", task: Any = None) -> Any:
+        """Load a surrogate saved with ``save``; a ``TypeError`` if the folder holds another kind."""
+        from surrogates.persistence import load_surrogate
+
+        surrogate = load_surrogate(directory, task=task)
+        if not isinstance(surrogate, cls):
+            raise TypeError(f"{directory}: holds a {type(surrogate).__name__}, not a {cls.__name__}")
+        return surrogate
 
     def make_featuriser(self, archive: Any = None, task_name: str | None = None, grammar: str | None = None) -> Any:
         """This surrogate's featuriser (unfitted; stateless), optionally cached in ``archive`` under ``task_name``."""
@@ -292,22 +309,6 @@ class TabularSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, self._prepare_predict(X), reset=False, dtype=np.float64, ensure_all_finite=False)
         return np.asarray(self.model_.predict(clean_features(X)), dtype=np.float64).reshape(-1)
-
-    def save(self, directory: "str | os.PathLike[str]") -> None:
-        """Save to a folder (see ``surrogates.persistence.save_surrogate``)."""
-        from surrogates.persistence import save_surrogate
-
-        save_surrogate(self, directory)
-
-    @classmethod
-    def load(cls, directory: "str | os.PathLike[str]", task: Any = None) -> "TabularSurrogate":
-        """Load a surrogate saved with ``save`` (see ``surrogates.persistence.load_surrogate``)."""
-        from surrogates.persistence import load_surrogate
-
-        surrogate = load_surrogate(directory, task=task)
-        if not isinstance(surrogate, cls):
-            raise TypeError(f"{directory}: holds a {type(surrogate).__name__}, not a {cls.__name__}")
-        return surrogate
 
 
 def fit_from_archive(surrogate: Any, archive: Any, task_name: str, protocol: str | None = None, *,

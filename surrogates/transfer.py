@@ -224,22 +224,6 @@ class TransferSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.model_.predict(X)
 
-    def save(self, directory: "str | os.PathLike[str]") -> None:
-        """Save to a folder, the pooled model in ``base/`` (see ``surrogates.persistence.save_surrogate``)."""
-        from surrogates.persistence import save_surrogate
-
-        save_surrogate(self, directory)
-
-    @classmethod
-    def load(cls, directory: "str | os.PathLike[str]", task: Any = None) -> "TransferSurrogate":
-        """Load a transfer surrogate saved with ``save``."""
-        from surrogates.persistence import load_surrogate
-
-        surrogate = load_surrogate(directory, task=task)
-        if not isinstance(surrogate, cls):
-            raise TypeError(f"{directory}: holds a {type(surrogate).__name__}, not a {cls.__name__}")
-        return surrogate
-
 
 # --------------------------------------------------------------------------------------------------
 # Offline protocols
