@@ -36,6 +36,8 @@ class QuickstartConfig:
     k: int = 4
     refit_every: int = 5
     protocol: str = "reduced"
+    #: Per-candidate training time budget (s): a slow random network is recorded as failed, not waited for.
+    max_seconds: float = 30.0
     features: str = "graf,zcp"
     seed: int = 0
     workers: int = 2
@@ -53,16 +55,20 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), progress: bool = 
     from surrogates.metrics import kendall_tau
     from surrogates.tabular import TabularSurrogate
 
+    from data.training import get_protocol
+
     t_start = time.perf_counter()
     os.makedirs(cfg.out, exist_ok=True)
+    protocol = get_protocol(cfg.protocol).replace(max_seconds=cfg.max_seconds)
     task = get_task(cfg.task)
     say = print if progress else log.info
 
     # 1. an archive of random architectures
     archive_path = os.path.join(cfg.out, "archive.sqlite")
     with Archive(archive_path) as archive:
-        say(f"[1/4] archive: {cfg.archive_size} random architectures on {task.name} ({cfg.protocol} protocol)")
-        build_archive(archive, cfg.task, cfg.archive_size, seed=cfg.seed, protocol=cfg.protocol, budget=CPU_BUDGET,
+        say(f"[1/4] archive: {cfg.archive_size} random architectures on {task.name} ({cfg.protocol} protocol, "
+            f"at most {cfg.max_seconds:g} s each)")
+        build_archive(archive, cfg.task, cfg.archive_size, seed=cfg.seed, protocol=protocol, budget=CPU_BUDGET,
                       workers=cfg.workers, run="quickstart-archive", progress=progress)
         evs = archive.evaluations(task=task.name, run="quickstart-archive")
         archs = [archive.architecture(e.arch_hash) for e in evs if e.ok]
@@ -102,7 +108,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), progress: bool = 
             json.dump({"archive": "archive.sqlite", "run": name, "label": name, "task": cfg.task, "strategy": name}, fh)
         with Archive(search_archive) as archive:
             results[name] = run_search(strategy, cfg.task, archive, name, budget_evals=cfg.search_budget,
-                                       protocol=cfg.protocol, workers=cfg.workers, progress=progress, run_dir=run_dir)
+                                       protocol=protocol, workers=cfg.workers, progress=progress, run_dir=run_dir)
         refs.append((search_archive, name, "RE" if name == "re" else "filtered RE"))
 
     # 4. the comparison
