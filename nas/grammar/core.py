@@ -168,6 +168,7 @@ class Grammar:
         if start not in self.levels:
             raise ValueError(f"start level {start!r} is not a level of grammar {name!r}")
         self._min_nodes, self._min_height = self._completion_bounds()
+        self._min_layers = self._layer_bounds()
         self._reserve_after: dict[tuple[str, str], tuple[int, ...]] = {}
         for key, op in self._index.items():
             mins = [self.level_min_nodes(c) for c in op.children]
@@ -201,8 +202,39 @@ class Grammar:
         """For each child of ``op``: fewest nodes that its later siblings still need (node budgets)."""
         return self._reserve_after[(op.level, op.name)]
 
+    def min_layers(self, op: Operation) -> float:
+        """Fewest layer instances (terminals, replicated copies counted) of any completion of ``op``."""
+        return self._min_layers[(op.level, op.name)]
+
     def level_min_nodes(self, level: str) -> int:
         return min((self._min_nodes[(level, op.name)] for op in self.levels[level] if op.weight > 0), default=math.inf)
+
+    def _layer_bounds(self) -> dict[tuple[str, str], float]:
+        """Fixed point like ``_completion_bounds``: a terminal is one layer; a replicated branch's inner
+        module counts once per branch."""
+        inf = math.inf
+        layers: dict[tuple[str, str], float] = {k: inf for k in self._index}
+        level_layers = {lv: inf for lv in self.levels}
+        changed = True
+        while changed:
+            changed = False
+            for key, op in self._index.items():
+                if op.is_terminal:
+                    n = 1.0
+                else:
+                    parts = [level_layers[c] for c in op.children]
+                    if getattr(op, "replicate", False):
+                        parts[1] *= op.fanout  # type: ignore[attr-defined]
+                    n = sum(parts)
+                if n < layers[key]:
+                    layers[key] = n
+                    changed = True
+            for lv, ops in self.levels.items():
+                n = min((layers[(lv, op.name)] for op in ops if op.weight > 0), default=inf)
+                if n < level_layers[lv]:
+                    level_layers[lv] = n
+                    changed = True
+        return layers
 
     def _completion_bounds(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         inf = math.inf

@@ -159,11 +159,12 @@ class Derivation:
             )
         return self._apply(op, flow, depth, copies, template.children, path, sampled=False)
 
-    def _fits(self, op: Operation, depth: int) -> bool:
+    def _fits(self, op: Operation, depth: int, copies: int) -> bool:
         b = self.budget
         return b is None or (
             self.count + self.reserved + self.grammar.min_nodes(op) <= b.max_nodes
             and depth + self.grammar.min_height(op) <= b.max_depth
+            and self.layers + self.grammar.min_layers(op) * copies <= b.max_layers
         )
 
     def _sample(
@@ -174,7 +175,7 @@ class Derivation:
         if hole is not None:
             self.reserved += hole.reserve
         try:
-            options = [o for o in self.grammar.options(level) if o.weight > 0 and o.name != exclude and self._fits(o, depth)]
+            options = [o for o in self.grammar.options(level) if o.weight > 0 and o.name != exclude and self._fits(o, depth, copies)]
             weights = [o.weight for o in options]
             rng = self.rng
             while options:
