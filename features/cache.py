@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def featuriser_key(featuriser: Any) -> tuple[str, str]:
     """``(name, version)`` identifying a featuriser's output for caching: the class name, and its
     ``version`` plus a digest of its parameters (objects such as the task are keyed separately)."""
+    while isinstance(featuriser, CachedFeaturiser):  # a cache of a cache is keyed by what it caches
+        featuriser = featuriser.featuriser
     params = {}
     if hasattr(featuriser, "get_params"):
         for k, v in sorted(featuriser.get_params(deep=False).items()):
@@ -32,9 +34,29 @@ def featuriser_key(featuriser: Any) -> tuple[str, str]:
     return type(featuriser).__name__.lower(), f"{getattr(featuriser, 'version', '0')}-{digest}"
 
 
+class MemoryStore:
+    """An in-process stand-in for the archive's feature cache (same ``get_features``/``put_features``
+    calls), for surrogates refitted many times within one search."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str, str, str], np.ndarray] = {}
+
+    def get_features(self, arch_hashes: Sequence[str], task: str, featuriser: str, version: str) -> dict[str, np.ndarray]:
+        out = {}
+        for h in arch_hashes:
+            row = self._rows.get((h, task, featuriser, version))
+            if row is not None:
+                out[h] = row
+        return out
+
+    def put_features(self, arch_hash: str, task: str, featuriser: str, version: str, names: Sequence[str],
+                     vector: Sequence[float]) -> None:
+        self._rows[(arch_hash, task, featuriser, version)] = np.asarray(vector, dtype=float)
+
+
 class CachedFeaturiser(TransformerMixin, BaseEstimator):
-    """``featuriser`` with its vectors cached in ``archive`` (a ``data.archive.Archive``) under ``task``
-    (a name).  ``chunk`` architectures are computed and stored at a time."""
+    """``featuriser`` with its vectors cached in ``archive`` (a ``data.archive.Archive``, or a ``MemoryStore``)
+    under ``task`` (a name).  ``chunk`` architectures are computed and stored at a time."""
 
     def __init__(self, featuriser: Any, archive: Any, task: str, chunk: int = 32, progress: bool = False) -> None:
         self.featuriser = featuriser

@@ -113,6 +113,10 @@ def cached(featuriser: Any, archive: Any, task_name: str, progress: bool = False
     """``featuriser`` with every part's vectors cached in ``archive`` under ``task_name``."""
     from features.cache import CachedFeaturiser
 
+    def one(part: Any) -> Any:
+        inner = part.featuriser if isinstance(part, CachedFeaturiser) else part  # re-target, never nest
+        return CachedFeaturiser(inner, archive, task_name, progress=progress)
+
     if isinstance(featuriser, Concat):
-        return Concat([CachedFeaturiser(p, archive, task_name, progress=progress) for p in featuriser.parts])
-    return CachedFeaturiser(featuriser, archive, task_name, progress=progress)
+        return Concat([one(p) for p in featuriser.parts])
+    return one(featuriser)

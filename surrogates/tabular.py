@@ -199,7 +199,14 @@ class FeaturesMixin:
         return surrogate
 
     def make_featuriser(self, archive: Any = None, task_name: str | None = None, grammar: str | None = None) -> Any:
-        """This surrogate's featuriser (unfitted; stateless), optionally cached in ``archive`` under ``task_name``."""
+        """This surrogate's featuriser (unfitted; stateless), cached in ``archive`` under ``task_name``, or
+        without an archive in a store private to this instance, so that refitting during a search never
+        featurises an architecture twice."""
+        if archive is None:
+            from features.cache import MemoryStore
+
+            archive = self.__dict__.setdefault("_feature_memo", MemoryStore())
+            task_name = task_name or task_label(self.task) or "-"
         return build_featuriser(self.features, self.task, grammar=grammar, archive=archive, task_name=task_name)
 
     def featurise(self, archs: Sequence[Any]) -> np.ndarray:

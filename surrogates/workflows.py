@@ -70,9 +70,7 @@ def fit_on_archive(archive: Any, task: str, model: str = "rf", features: str = "
 
 def _predict(surrogate: Any, archive: Any, task: str, archs: Sequence[Any]) -> np.ndarray:
     if hasattr(surrogate, "features") and not _is_lm(surrogate) and hasattr(surrogate, "make_featuriser"):
-        from features.pipeline import cached
-
-        featuriser = cached(surrogate.make_featuriser(grammar=archs[0].grammar.name), archive, task)
+        featuriser = surrogate.make_featuriser(archive=archive, task_name=task, grammar=archs[0].grammar.name)
         return np.asarray(surrogate.predict(featuriser.fit(archs).transform(archs)), dtype=float)
     return np.asarray(surrogate.predict(list(archs)), dtype=float)
 

@@ -42,3 +42,21 @@ def test_key_depends_on_parameters():
     assert featuriser_key(GRAF()) != featuriser_key(GRAF(extras=False))
     assert featuriser_key(GRAF()) == featuriser_key(GRAF())
     assert featuriser_key(GRAF())[0] == "graf"
+
+
+def test_recaching_a_cached_featuriser_keeps_columns_apart():
+    from data.tasks import get_task
+    from features.cache import MemoryStore
+    from features.pipeline import cached, make_featuriser
+    from nas.grammar.nb201 import from_cell_string
+
+    try:
+        task = get_task("nb201-cifar10")
+        cell = from_cell_string("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")
+        task.lookup(cell)
+    except (FileNotFoundError, KeyError, OSError):
+        pytest.skip("NB201 data not found")
+    plain = make_featuriser("graf,zcp", task)
+    twice = cached(cached(plain, MemoryStore(), "t"), MemoryStore(), "t")
+    assert featuriser_key(twice.parts[0]) == featuriser_key(plain.parts[0]) != featuriser_key(twice.parts[1])
+    np.testing.assert_array_equal(twice.fit([cell]).transform([cell]), plain.fit([cell]).transform([cell]))
