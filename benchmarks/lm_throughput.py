@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
+
+# Run as ``python benchmarks/lm_throughput.py``, benchmarks/ comes first on sys.path, where
+# benchmarks/surrogates.py would shadow the ``surrogates`` package: drop it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import numpy as np
 

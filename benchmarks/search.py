@@ -1,0 +1,455 @@
+"""Search strategies on the NAS-Bench-201 CIFAR-10 look-up task (``nb201-cifar10``), paired over seeds.
+
+For every seed and population size the benchmark runs, each through ``nas.search.run_search`` with its own
+temporary SQLite archive (evaluations are instant table look-ups):
+
+* ``random``: random search;
+* ``re``: regularised evolution (population P, tournament 10);
+* ``filtered``: surrogate-filtered RE, top-5 of 20 mutants, surrogate RF on ``graf,zcp`` (for NB201:
+  NB201 GRAF + the table's 13 proxies), ``start_after = P``, refitted every 20 tells;
+* ``objective``: surrogate as the objective.  A random-search run of P steps (the same P cells as RE's
+  initial population: both draw ask ``i`` from ``default_rng([seed, i])``) is looked up, an RF on
+  ``graf,zcp`` is fitted on those P true accuracies, then ``SurrogateObjective`` runs aging evolution for
+  ``--objective-steps`` mutations on predictions alone (inner population P, seeded from the same P cells,
+  scored by prediction) and its top ``--objective-top-k`` predictions are trained (looked up) in the same
+  archive, in rank order.  Its cost is P + the top-k's new trained candidates.
+
+Same seed → same initial population: RE, filtered RE and random search all take their first P asks from
+``default_rng([seed, step])``; the benchmark checks that the first P history rows of RE and filtered RE are
+the same architectures.  "Trained candidates" are history rows with ``source == "trained"``: a repeat of an
+architecture already told in the run is a look-up (``duplicate``) and costs nothing; look-ups of a cell
+whose *table entry* was already seen under another string (dead edges) are trained candidates for the
+runner and are reported separately (``canonical repeats``).
+
+One ``name: value unit`` line per figure, then a Markdown table.  Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search.py [--seeds 20] [--budget 300] [--population 100,50]
+        [--tournament 10] [--objective-steps 1000] [--objective-top-k 5,20] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Run as ``python benchmarks/<name>.py``, Python puts benchmarks/ first on sys.path, where benchmark scripts named
+# like the project's packages (surrogates.py, features.py) would shadow them: drop it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+TASK = "nb201-cifar10"
+STRATEGIES = ("random", "re", "filtered", "objective")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark setting (everything a worker needs; picklable)."""
+
+    budget: int = 300
+    population: int = 100
+    tournament: int = 10
+    n_candidates: int = 20
+    k: int = 5
+    refit_every: int = 20
+    surrogate: str = "rf"
+    features: str = "graf,zcp"
+    objective_steps: int = 1000
+    objective_top_k: tuple[int, ...] = (5, 20)
+
+
+@dataclass
+class Record:
+    """One run as sequences over its history rows (steps): validation accuracy (NaN for a failure),
+    whether the row was a trained candidate, whether that trained candidate's table entry had been seen
+    before in the run, and the architecture hash."""
+
+    vals: list[float]
+    trained: list[bool]
+    canonical_repeat: list[bool]
+    hashes: list[str]
+    wall: float = 0.0
+    strategy_seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    # -- curves --------------------------------------------------------------------------------
+
+    def best_after_steps(self, n: int) -> float:
+        """Best validation accuracy among the first ``n`` history rows (NaN if none succeeded)."""
+        ok = [v for v in self.vals[:n] if math.isfinite(v)]
+        return max(ok) if ok else math.nan
+
+    def trained_at_steps(self, n: int) -> int:
+        return sum(self.trained[:n])
+
+    def best_after_trained(self, t: int) -> float:
+        """Best validation accuracy once ``t`` candidates were trained (rows up to, and excluding, the
+        ``t+1``-th trained one: look-ups in between repeat known values).  NaN when the run trained fewer."""
+        if sum(self.trained) < t:
+            return math.nan
+        count, best = 0, -math.inf
+        for v, tr in zip(self.vals, self.trained):
+            if tr:
+                if count == t:
+                    break
+                count += 1
+            if math.isfinite(v):
+                best = max(best, v)
+        return best if math.isfinite(best) else math.nan
+
+    def trained_to_reach(self, target: float) -> float:
+        """Trained candidates (1-based count) when the best-so-far first reaches ``target``; ``inf`` if never."""
+        count = 0
+        for v, tr in zip(self.vals, self.trained):
+            count += int(tr)
+            if math.isfinite(v) and v >= target:
+                return float(max(count, 1))
+        return math.inf
+
+    @property
+    def final_best(self) -> float:
+        return self.best_after_steps(len(self.vals))
+
+
+def _record(archive: Any, runs: Sequence[str], task: Any) -> Record:
+    """The concatenated history of ``runs`` in ``archive`` (in order) as a ``Record``."""
+    from nas.search.runner import TRAINED, run_history, summarize
+
+    vals, trained, repeat, hashes = [], [], [], []
+    seen_cells: set[str] = set()
+    wall = strat = 0.0
+    for run in runs:
+        for e in run_history(archive, run):
+            ev = e.evaluation
+            vals.append(ev.val_acc if ev.ok and math.isfinite(ev.val_acc) else math.nan)
+            is_trained = e.source == TRAINED
+            trained.append(is_trained)
+            cell = task.entry(archive.architecture(e.arch_hash)).cell
+            repeat.append(is_trained and cell in seen_cells)
+            seen_cells.add(cell)
+            hashes.append(e.arch_hash)
+        s = summarize(archive, run)["seconds"]
+        wall += s["wall_clock"]
+        strat += s["strategy"]
+    return Record(vals, trained, repeat, hashes, wall, strat)
+
+
+def make_strategy(name: str, seed: int, cfg: Config, task: Any, surrogate: Any = None):
+    """A fresh strategy of ``STRATEGIES`` for ``seed`` (``objective`` needs a fitted ``surrogate``)."""
+    from nas.search.factory import make_strategy as factory, make_surrogate
+
+    common = {"population_size": cfg.population, "tournament_size": cfg.tournament}
+    if name in ("random", "re"):
+        return factory(name, task, seed, **common)
+    if name == "filtered":
+        sur, _ = make_surrogate(cfg.surrogate, task, cfg.features, seed=seed)
+        return factory("filtered", task, seed, surrogate=sur, mode="topk", n_candidates=cfg.n_candidates, k=cfg.k,
+                       start_after=cfg.population, refit_every=cfg.refit_every, **common)
+    if name == "objective":
+        return factory("objective", task, seed, surrogate=surrogate, prefit=True, steps=cfg.objective_steps,
+                       top_k=max(cfg.objective_top_k), **common)
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def run_seed(seed: int, cfg: Config, strategies: Sequence[str] = STRATEGIES) -> dict[str, Record]:
+    """Every strategy of ``strategies`` for one seed, each in its own temporary archive."""
+    import numpy as np
+
+    from data.archive import Archive
+    from data.tasks import get_task
+    from nas.search import run_history, run_search
+    from nas.search.factory import make_surrogate
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    task = get_task(TASK)
+    len(task)  # load the table before timing anything
+    out: dict[str, Record] = {}
+    for name in strategies:
+        with tempfile.TemporaryDirectory(prefix=f"bench-search-{name}-") as tmp, \
+                Archive(os.path.join(tmp, "archive.sqlite")) as archive:
+            t0 = time.perf_counter()
+            if name != "objective":
+                strategy = make_strategy(name, seed, cfg, task)
+                summary = run_search(strategy, TASK, archive, name, budget_evals=cfg.budget, progress=False)
+                rec = _record(archive, [name], task)
+                rec.info = {"stats": summary["session"]["strategy"]}
+                if name == "filtered":
+                    rec.info |= {"fits": strategy.num_fits, "surrogate_seconds": strategy.surrogate_seconds}
+            else:
+                init = make_strategy("random", seed, cfg, task)
+                run_search(init, TASK, archive, "init", budget_evals=cfg.population, progress=False)
+                entries = [e for e in run_history(archive, "init") if e.evaluation.ok]
+                archs = [archive.architecture(e.arch_hash) for e in entries]
+                uniq = {a.hash: (a, e.evaluation.val_acc) for a, e in zip(archs, entries)}
+                surrogate, _ = make_surrogate(cfg.surrogate, task, cfg.features, seed=seed)
+                surrogate.fit([a for a, _ in uniq.values()], np.array([v for _, v in uniq.values()]))
+                strategy = make_strategy("objective", seed, cfg, task, surrogate=surrogate)
+                run_search(strategy, TASK, archive, "objective", budget_evals=max(cfg.objective_top_k),
+                           progress=False)
+                rec = _record(archive, ["init", "objective"], task)
+                rec.info = {"init_steps": cfg.population, "fit_rows": len(uniq),
+                            "scored": len(strategy.scored), "predicted": [r["predicted"] for r in strategy.records]}
+            rec.info["seconds"] = time.perf_counter() - t0
+            out[name] = rec
+    return out
+
+
+def _run_seed_dicts(seed: int, cfg: Config, strategies: Sequence[str]) -> dict[str, dict]:
+    return {k: asdict(v) for k, v in run_seed(seed, cfg, strategies).items()}
+
+
+def run_all(seeds: Sequence[int], cfg: Config, workers: int = 1,
+            strategies: Sequence[str] = STRATEGIES) -> list[dict[str, Record]]:
+    """``run_seed`` for every seed, serially or in a spawned process pool of ``workers``."""
+    if workers <= 1:
+        return [run_seed(s, cfg, strategies) for s in seeds]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_seed_dicts, s, cfg, tuple(strategies)) for s in seeds]
+        return [{k: Record(**v) for k, v in f.result().items()} for f in futures]
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
+    xs = [x for x in xs if math.isfinite(x)]
+    if not xs:
+        return math.nan, math.nan
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def _median_censored(xs: Sequence[float]) -> float:
+    """Median where ``inf`` stands for "never" (ordered above every finite value)."""
+    s = sorted(xs)
+    n = len(s)
+    if not n:
+        return math.nan
+    if n % 2:
+        return s[n // 2]
+    a, b = s[n // 2 - 1], s[n // 2]
+    return math.inf if math.isinf(b) else (a + b) / 2
+
+
+def _table_best() -> float | None:
+    """The best validation accuracy in the NB201 table (None without the data)."""
+    from data.tasks import get_task
+
+    try:
+        return max(e.val_acc for e in get_task(TASK).all_cells())
+    except FileNotFoundError:
+        return None
+
+
+def figures(results: Sequence[dict[str, Record]], cfg: Config) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """``(lines, summary)``: the figures as ``(name, value, unit)`` and the numbers the table needs."""
+    P, B = cfg.population, cfg.budget
+    tag = f"p{P}"
+    lines: list[tuple[str, str, str]] = []
+    summary: dict[str, Any] = {"population": P, "seeds": len(results)}
+    names = [n for n in STRATEGIES if all(n in r for r in results)]
+    table_best = _table_best()
+
+    def add(name: str, value: str, unit: str = "") -> None:
+        lines.append((f"{tag}_{name}", value, unit))
+
+    def pm(xs: Sequence[float]) -> str:
+        m, s = _mean_std(xs)
+        return f"{m:.4f} ± {s:.4f}"
+
+    # Paired check: same seed, same initial population.
+    if "re" in names and "filtered" in names:
+        same = sum(r["re"].hashes[:P] == r["filtered"].hashes[:P] for r in results)
+        add("initial_population_identical_re_filtered", f"{same}/{len(results)}", "seeds")
+        summary["identical"] = same
+    if "re" in names and "random" in names:
+        same = sum(r["re"].hashes[:P] == r["random"].hashes[:P] for r in results)
+        add("initial_population_identical_re_random", f"{same}/{len(results)}", "seeds")
+
+    for n in names:
+        if n == "objective":
+            continue
+        recs = [r[n] for r in results]
+        for steps in (P, 100, B) if P != 100 else (100, B):
+            if steps <= B:
+                add(f"{n}_best_after_{steps}_evals", pm([x.best_after_steps(steps) for x in recs]), "val_acc (mean ± std)")
+        trained = [x.trained_at_steps(B) for x in recs]
+        add(f"{n}_trained_at_{B}_evals", f"{statistics.fmean(trained):.1f} (min {min(trained)}, max {max(trained)})",
+            "trained candidates")
+        add(f"{n}_canonical_repeats", f"{statistics.fmean(sum(x.canonical_repeat) for x in recs):.1f}",
+            "trained candidates per run whose table entry was already looked up")
+        if table_best is not None:
+            found = sum(x.final_best >= table_best for x in recs)
+            add(f"{n}_finds_table_best", f"{found}/{len(recs)}", f"seeds (val_acc {table_best:.4f}, the best of the table)")
+        add(f"{n}_seconds_per_run", f"{statistics.fmean(x.info['seconds'] for x in recs):.2f}", "s")
+        summary[n] = {"best_P": _mean_std([x.best_after_steps(P) for x in recs]),
+                      "best_100": _mean_std([x.best_after_steps(100) for x in recs]),
+                      "best_B": _mean_std([x.best_after_steps(B) for x in recs]), "trained_B": statistics.fmean(trained),
+                      "seconds": statistics.fmean(x.info["seconds"] for x in recs)}
+        if table_best is not None:
+            summary[n]["found"] = found
+    # Equal trained candidates: the fewest any of these runs trained within the budget.
+    runs = [r[n] for r in results for n in names if n != "objective"]
+    if runs:
+        t_eq = min(x.trained_at_steps(B) for x in runs)
+        for n in names:
+            if n != "objective":
+                xs = [r[n].best_after_trained(t_eq) for r in results]
+                add(f"{n}_best_after_{t_eq}_trained", pm(xs), "val_acc (mean ± std)")
+                summary[n]["best_teq"] = _mean_std(xs)
+        summary["t_eq"] = t_eq
+
+    # Trained candidates to reach plain RE's final best (per seed), paired.
+    if "re" in names:
+        targets = [r["re"].final_best for r in results]
+        for n in [m for m in names if m in ("filtered", "random", "re")]:
+            need = [r[n].trained_to_reach(t) for r, t in zip(results, targets)]
+            med = _median_censored(need)
+            never = sum(math.isinf(x) for x in need)
+            cap = max(r[n].trained_at_steps(B) for r in results)
+            med_s = f"> {cap}" if math.isinf(med) else f"{med:g}"
+            what = "own_final_best" if n == "re" else "re_final_best"
+            add(f"{n}_trained_to_reach_{what}_median", med_s,
+                f"trained candidates (median over seeds; never within budget: {never}/{len(results)})")
+            finite = sorted(int(x) for x in need if math.isfinite(x))
+            add(f"{n}_trained_to_reach_{what}_per_seed",
+                ", ".join(str(int(x)) if math.isfinite(x) else "never" for x in need), "trained candidates")
+            summary.setdefault(n, {})["reach"] = (med_s, never, finite)
+        if "filtered" in names:
+            le = sum(r["filtered"].trained_to_reach(t) <= B // 2 for r, t in zip(results, targets))
+            add("filtered_reaches_re_final_best_within_half_budget", f"{le}/{len(results)}", f"seeds (≤ {B // 2} trained)")
+            wins = sum(r["filtered"].final_best > r["re"].final_best for r in results)
+            ties = sum(r["filtered"].final_best == r["re"].final_best for r in results)
+            add("filtered_vs_re_final_best", f"{wins} better, {ties} equal, {len(results) - wins - ties} worse",
+                "seeds")
+
+    # Surrogate as objective at equal trained candidates.
+    if "objective" in names:
+        summary["objective"] = {}
+        for k in cfg.objective_top_k:
+            rows = []
+            for r in results:
+                o = r["objective"]
+                steps = P + k
+                t = o.trained_at_steps(steps)
+                rows.append((t, o.best_after_steps(steps), r["re"].best_after_trained(t) if "re" in r else math.nan,
+                             r["filtered"].best_after_trained(t) if "filtered" in r else math.nan,
+                             r["random"].best_after_trained(t) if "random" in r else math.nan,
+                             o.best_after_steps(P)))
+            t_mean = statistics.fmean(x[0] for x in rows)
+            add(f"objective_top{k}_trained", f"{t_mean:.1f} (min {min(x[0] for x in rows)}, max {max(x[0] for x in rows)})",
+                f"trained candidates ({P} fit cells + top-{k} new)")
+            add(f"objective_top{k}_best", pm([x[1] for x in rows]), "val_acc (mean ± std)")
+            add(f"objective_top{k}_re_best_at_same_trained", pm([x[2] for x in rows]), "val_acc (mean ± std)")
+            add(f"objective_top{k}_filtered_best_at_same_trained", pm([x[3] for x in rows]), "val_acc (mean ± std)")
+            add(f"objective_top{k}_random_best_at_same_trained", pm([x[4] for x in rows]), "val_acc (mean ± std)")
+            w = sum(x[1] > x[2] for x in rows)
+            e = sum(x[1] == x[2] for x in rows)
+            add(f"objective_top{k}_vs_re", f"{w} better, {e} equal, {len(rows) - w - e} worse", "seeds")
+            imp = sum(x[1] > x[5] for x in rows)
+            add(f"objective_top{k}_improves_on_fit_sample", f"{imp}/{len(rows)}", "seeds")
+            summary["objective"][k] = {"trained": t_mean, "best": _mean_std([x[1] for x in rows]),
+                                       "re": _mean_std([x[2] for x in rows]), "filtered": _mean_std([x[3] for x in rows]),
+                                       "random": _mean_std([x[4] for x in rows]), "wins": (w, e, len(rows) - w - e)}
+        add("objective_seconds_per_run", f"{statistics.fmean(r['objective'].info['seconds'] for r in results):.2f}",
+            f"s (look-ups, fit, {cfg.objective_steps} predicted steps)")
+    return lines, summary
+
+
+def markdown(summaries: Sequence[dict[str, Any]], cfg: Config) -> str:
+    """The comparison tables (one pair per population size)."""
+    B = cfg.budget
+
+    def f(ms: tuple[float, float]) -> str:
+        return f"{ms[0]:.4f} ± {ms[1]:.4f}" if math.isfinite(ms[0]) else "–"
+
+    out = []
+    for s in summaries:
+        P, teq, n_seeds = s["population"], s.get("t_eq"), s["seeds"]
+        out.append(f"\nPopulation {P}, {n_seeds} paired seeds, budget {B} evaluations (history rows); "
+                   "best validation accuracy, mean ± std over seeds:\n")
+        out.append(f"| strategy | best @ 100 evals | best @ {B} evals | best @ {teq} trained | trained @ {B} evals | "
+                   f"finds the table's best | trained to reach RE's final best (median) | never reach | s/run |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for n in ("random", "re", "filtered"):
+            if n not in s:
+                continue
+            d = s[n]
+            med, never = d["reach"][:2] if "reach" in d else ("–", None)
+            if n == "re":
+                med, never_s = f"{med} (its own)", "–"
+            else:
+                never_s = f"{never}/{n_seeds}" if never is not None else "–"
+            found = f"{d['found']}/{n_seeds}" if "found" in d else "–"
+            out.append(f"| {n} | {f(d['best_100'])} | {f(d['best_B'])} | {f(d.get('best_teq', (math.nan, 0)))} | "
+                       f"{d['trained_B']:.1f} | {found} | {med} | {never_s} | {d['seconds']:.2f} |")
+        if s.get("objective"):
+            out.append(f"\nSurrogate as objective (RF fitted on the {P} initial random cells, {cfg.objective_steps} "
+                       "predicted steps), against the others at the same number of trained candidates:\n")
+            out.append("| top-k trained | trained candidates | objective best | RE | filtered | random | "
+                       "objective vs RE (better / equal / worse) |")
+            out.append("|---|---|---|---|---|---|---|")
+            for k, d in s["objective"].items():
+                w = d["wins"]
+                out.append(f"| {k} | {d['trained']:.1f} | {f(d['best'])} | {f(d['re'])} | {f(d['filtered'])} | "
+                           f"{f(d['random'])} | {w[0]} / {w[1]} / {w[2]} |")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=20, help="paired seeds 0..N-1")
+    parser.add_argument("--budget", type=int, default=300, help="evaluations (history rows) per run")
+    parser.add_argument("--population", default="100,50", help="population size(s), comma-separated")
+    parser.add_argument("--tournament", type=int, default=10)
+    parser.add_argument("--objective-steps", type=int, default=1000, help="predicted mutations of the objective search")
+    parser.add_argument("--objective-top-k", default="5,20", help="architectures the objective search trains")
+    parser.add_argument("--workers", type=int, default=2, help="processes over seeds")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from data.training import machine
+
+    start = time.perf_counter()
+    seeds = list(range(args.seeds))
+    top_k = tuple(int(x) for x in args.objective_top_k.split(","))
+    pops = [int(x) for x in args.population.split(",")]
+    print(f"# machine: {machine()}, torch {torch.__version__}, {os.cpu_count()} CPUs, {args.workers} worker processes, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"# task {TASK}; {args.seeds} paired seeds; budget {args.budget}; populations {pops}; tournament "
+          f"{args.tournament}; filtered: RF on graf,zcp, top-5 of 20, start_after = population, refit_every 20; "
+          f"objective: RF fitted on the population's P random cells, {args.objective_steps} predicted steps, "
+          f"top-{'/'.join(map(str, top_k))} trained", flush=True)
+    summaries = []
+    for P in pops:
+        cfg = Config(budget=args.budget, population=P, tournament=args.tournament,
+                     objective_steps=args.objective_steps, objective_top_k=top_k)
+        t0 = time.perf_counter()
+        results = run_all(seeds, cfg, args.workers)
+        lines, summary = figures(results, cfg)
+        for name, value, unit in lines:
+            print(f"{name}: {value} {unit}".rstrip())
+        print(f"p{P}_wall: {time.perf_counter() - t0:.0f} s", flush=True)
+        summaries.append(summary)
+    print(markdown(summaries, Config(budget=args.budget, objective_steps=args.objective_steps)))
+    print(f"\ntotal_wall: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
