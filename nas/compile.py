@@ -11,6 +11,7 @@ conv takes over the linear's initial weights, so fused and unfused builds with o
 
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext
 
 import torch
@@ -21,6 +22,10 @@ from torch.nn.utils import skip_init
 
 from nas.grammar.derive import Node
 from nas.ops import Branch, Chain, Col2Im, Im2Col, Network
+
+#: Seeded builds draw their initial weights from torch's global generator, seeded inside ``fork_rng``; two
+#: threads doing that at once would interleave their draws, so seeded builds take turns.
+_SEEDED_BUILD = threading.Lock()
 
 
 def _fuse_convs(layers: list[nn.Module]) -> list[nn.Module]:
@@ -89,8 +94,9 @@ def compile_architecture(
     same seed gives identical weights."""
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
+    lock = _SEEDED_BUILD if seed is not None else nullcontext()
     ctx = torch.random.fork_rng(devices=[]) if seed is not None else nullcontext()
-    with ctx:
+    with lock, ctx:
         if seed is not None:
             torch.manual_seed(seed)
         backbone = build_backbone(arch, fuse=fuse)

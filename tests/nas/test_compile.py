@@ -125,3 +125,23 @@ def test_image_head_and_bad_arguments():
         compile_architecture(arch, 0)
     with pytest.raises(ValueError, match="col_pool"):
         compile_architecture(arch, 3, col_pool="max")
+
+
+def test_seeded_builds_in_threads_are_identical_to_serial_ones():
+    """Two threads compiling with seeds at once must not interleave their weight draws."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nas.grammar import Budget
+    from nas.grammar.sampler import Sampler
+
+    archs = [Sampler("einspace", (3, 8, 8), Budget(max_params=50_000)).sample(i) for i in range(8)]
+
+    def weights(a):
+        return [p.detach().clone() for p in compile_architecture(a, 4, seed=7).parameters()]
+
+    serial = [weights(a) for a in archs]
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(weights, archs))
+        for s, t in zip(serial, threaded):
+            assert len(s) == len(t) and all(torch.equal(x, y) for x, y in zip(s, t))
