@@ -27,7 +27,7 @@ from data.training import FAILED, OK, Evaluation, software_version, _now
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: architecture hashes cover grammar and input shape
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -126,6 +126,10 @@ class Archive:
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this software's "
                                        f"({SCHEMA_VERSION}); upgrade surrogate-nas")
+                elif int(row[0]) < SCHEMA_VERSION:
+                    raise ArchiveError(f"{self.path}: archive schema {row[0]} keyed architectures by their string "
+                                       "alone, which merged networks of different input shapes; rebuild it (re-run "
+                                       "the command that filled it, into a new file)")
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
         self._arch_cache: dict[str, Architecture] = {}

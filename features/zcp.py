@@ -139,6 +139,39 @@ def resolve_proxies(proxies: "str | Iterable[str]" = ALL) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------------
 
 
+class _Workspace:
+    """The one deep copy of the caller's network that the passes use in turn (deep-copying a network of
+    many small modules costs more than some of the passes).  ``borrow`` hands it out with every parameter
+    and buffer reset to the caller's values, so no pass sees what an earlier one left behind (BatchNorm
+    statistics, ``zen``'s Gaussian weights); a pass that changes it beyond its tensor values (dtype,
+    modules removed) calls ``spoil`` and the next ``borrow`` makes a new copy.  Valid for modules whose
+    state is their parameters and buffers, which is what ``copy.deepcopy`` of a fresh copy would give."""
+
+    def __init__(self, net: nn.Module, device: torch.device) -> None:
+        self.net = net
+        self.device = device
+        self._model: nn.Module | None = None
+        self._dirty = False
+
+    def borrow(self, train: bool = True) -> nn.Module:
+        """The copy on ``device``, in train (or eval) mode, with the caller's parameter and buffer values."""
+        model = self._model
+        if model is None:
+            model = self._model = copy.deepcopy(self.net).to(self.device)
+        elif self._dirty:
+            source = dict(self.net.named_parameters())
+            source.update(self.net.named_buffers())
+            with torch.no_grad():
+                for name, t in (*model.named_parameters(), *model.named_buffers()):
+                    t.copy_(source[name])
+        self._dirty = True
+        return model.train(train)
+
+    def spoil(self) -> None:
+        """The borrowed copy has changed beyond its tensor values: the next ``borrow`` copies anew."""
+        self._model = None
+
+
 @dataclass(frozen=True)
 class _Inputs:
     net: nn.Module
@@ -146,6 +179,19 @@ class _Inputs:
     y: Tensor
     num_classes: int
     seed: int
+    arch: Any = None
+    workspace: _Workspace | None = None
+
+    def model(self, train: bool = True) -> nn.Module:
+        """A copy of ``net`` on ``x``'s device with the caller's values (shared between passes when
+        ``workspace`` is set)."""
+        if self.workspace is None:
+            return copy.deepcopy(self.net).to(self.x.device).train(train)
+        return self.workspace.borrow(train)
+
+    def spoil(self) -> None:
+        if self.workspace is not None:
+            self.workspace.spoil()
 
 
 def _layers(net: nn.Module) -> list[nn.Module]:
@@ -156,10 +202,8 @@ def _layers(net: nn.Module) -> list[nn.Module]:
     return layers
 
 
-def _fresh_copy(net: nn.Module, device: torch.device, train: bool = True) -> nn.Module:
-    """A deep copy on ``device`` in train (or eval) mode whose layer weights require gradients."""
-    model = copy.deepcopy(net).to(device)
-    model.train(train)
+def _weights_require_grad(model: nn.Module) -> nn.Module:
+    """``model`` with its layer weights requiring gradients."""
     for m in model.modules():
         if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None:
             m.weight.requires_grad_(True)
@@ -210,8 +254,10 @@ def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
     ``weight.shape[1:]`` before summing (each channel weighted by its fan-in) and the "channel" of a
     Linear on a 3-D/4-D tensor is axis 1; here each channel counts once and is the layer's output
     feature, as in the published definition."""
-    prod = (act.detach().double() * grad.double()).movedim(channel_axis, 1)
-    per_channel = prod.reshape(prod.shape[0], prod.shape[1], -1).sum(dim=2)
+    prod = act.detach() * grad
+    channel_axis %= prod.dim()
+    other = tuple(d for d in range(1, prod.dim()) if d != channel_axis)
+    per_channel = prod.sum(dim=other, dtype=torch.float64) if other else prod.double()
     return 0.5 * per_channel.pow(2).mean(dim=0).sum()
 
 
@@ -326,7 +372,7 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
     need_grad = wanted & {"grad_norm", "snip", "grasp", "plain", "fisher"}
     need_jac = wanted & {"jacob_cov", "epe_nas"}
     grasp = "grasp" in wanted
-    model = _fresh_copy(inp.net, inp.x.device)
+    model = _weights_require_grad(inp.model())
     layers: list[nn.Module] = []
     if need_grad:
         try:
@@ -406,11 +452,12 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
 
     if grasp and "grasp" not in results:
         def hessian_grad() -> float:
-            terms = [(g.detach() * g).sum() for g in grads[: len(weights)] if g is not None and g.requires_grad]
-            if not terms:  # no gradient depends on the weights: H g = 0
+            # H g = ∂/∂W (Σ g_const · g): the backward of the gradients with g itself as their cotangent
+            live = [g for g in grads[: len(weights)] if g is not None and g.requires_grad]
+            if not live:  # no gradient depends on the weights: H g = 0
                 return 0.0
             with torch.enable_grad():
-                hg = torch.autograd.grad(torch.stack(terms).sum(), weights, allow_unused=True)
+                hg = torch.autograd.grad(live, weights, grad_outputs=[g.detach() for g in live], allow_unused=True)
             return grasp_score(weights, hg)
 
         attempt("grasp", hessian_grad)
@@ -441,8 +488,9 @@ def synflow_proxy(inp: _Inputs) -> float:
 
     The raw float64 value is returned (no log scaling): it can exceed the float32 range.  When ``R`` or the
     score overflows float64 the proxy is reported as NaN with a warning."""
-    model = _remove_batchnorm(copy.deepcopy(inp.net))
-    model = model.to(device=inp.x.device, dtype=torch.float64).train()
+    model = inp.model()
+    inp.spoil()  # BatchNorm removed and float64: the shared copy cannot be reset to the caller's network
+    model = _remove_batchnorm(model).to(dtype=torch.float64).train()
     with torch.no_grad():
         for t in list(model.parameters()) + list(model.buffers()):
             t.abs_()
@@ -494,7 +542,9 @@ def _zen_once(feature: nn.Module, x0: Tensor, eps: Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
-    delta = (f0.double() - f1.double()).reshape(f0.shape[0], -1).norm(dim=1).mean()
+    # the difference in the forwards' dtype (exact where f0 and f1 are within a factor 2 of each other), its
+    # norm accumulated in float64
+    delta = torch.linalg.vector_norm((f0 - f1).reshape(f0.shape[0], -1), dim=1, dtype=torch.float64).mean()
     if not math.isfinite(float(delta)):
         return math.nan  # overflow: the caller may retry in float64
     if float(delta) == 0.0:
@@ -519,18 +569,18 @@ def zen_proxy(inp: _Inputs) -> float:
     one momentum-0.1 update).  The weights and inputs are drawn on the CPU from a ``torch.Generator``
     seeded with ``seed``.  The forwards run in float32; if that overflows, they are repeated in float64
     on the same draws."""
-    model = copy.deepcopy(inp.net)
+    model = inp.model()
     gen = torch.Generator(device="cpu").manual_seed(inp.seed)
     _gaussian_init(model, gen)
     x0 = torch.randn(tuple(inp.x.shape), generator=gen)
     eps = torch.randn(tuple(inp.x.shape), generator=gen)
-    model = model.to(inp.x.device).train()
     feature = model.backbone if isinstance(getattr(model, "backbone", None), nn.Module) else model
     dtype = inp.x.dtype if inp.x.is_floating_point() else torch.float32
     value = _zen_once(feature, x0.to(inp.x.device, dtype), eps.to(inp.x.device, dtype))
     if math.isfinite(value) or dtype == torch.float64:
         return value
     log.debug("zen overflowed in %s; repeating in float64", dtype)
+    inp.spoil()
     feature = feature.double()
     return _zen_once(feature, x0.to(inp.x.device, torch.float64), eps.to(inp.x.device, torch.float64))
 
@@ -554,14 +604,71 @@ def flops_proxy(inp: _Inputs) -> float:
     in eval mode, counted by ``torch.utils.flop_counter.FlopCounterMode``: matrix products and
     convolutions, head included, a multiply-add counting two; element-wise operations, normalisation,
     pooling and biases are not counted.  For compiled einspace networks this equals the matmul part of
-    ``Architecture.flops`` plus ``2 · width · num_classes`` for the head."""
+    ``Architecture.flops`` plus ``2 · width · num_classes`` for the head, and when ``arch`` is given with
+    the network it was compiled into, that closed form (``architecture_flops``) is returned without
+    running the network."""
+    closed = architecture_flops(inp.net, inp.arch, tuple(inp.x.shape[1:]))
+    if closed is not None:
+        return float(closed)
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = copy.deepcopy(inp.net).to(inp.x.device).eval()
+    model = inp.model(train=False)  # the count depends on shapes only, not on the values
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(inp.x[:1].detach())
     return float(counter.get_total_flops())
+
+
+def architecture_flops(net: nn.Module, arch: Any, input_shape: "Sequence[int] | None" = None) -> int | None:
+    """What ``FlopCounterMode`` counts for one sample of ``net`` = ``compile_architecture(arch, ...)``, in
+    closed form from the architecture's terminals: ``2 · rows · in · out`` per ``linear`` instance (a
+    fused ``Conv2d`` counts the same), ``2 · M · K · N`` per ``dot_product`` instance (its ``1/sqrt(d)``
+    scaling is element-wise, not counted), ``2 · width · classes`` for the head; norms, activations,
+    positional encodings, additions and routing count nothing.  ``None`` when ``arch`` is not an einspace
+    ``Architecture``, has a terminal of another kind, or ``net`` is not its compiled network (a
+    ``nas.ops.Network`` whose backbone has the architecture's parameter count, ``Linear``/``Conv2d`` and
+    ``DotProduct`` instances, output shape and, if given, input shape)."""
+    if arch is None or not hasattr(arch, "terminals"):
+        return None
+    try:
+        from nas.grammar import einspace as E
+        from nas.ops import DotProduct, Network
+    except ImportError:  # pragma: no cover - features used without the nas package
+        return None
+    if not isinstance(net, Network) or type(net.head) is not nn.Linear:
+        return None
+    free = (E.Identity, E.Norm, E.Activation, E.PositionalEncoding, E.Permute, E.Im2Col, E.Col2Im, E.Clone,
+            E.Group, E.Add, E.Cat)
+    try:
+        if input_shape is not None and tuple(arch.input_shape) != tuple(input_shape):
+            return None
+        if tuple(net.output_shape) != tuple(arch.output_shape):
+            return None
+        flops = linears = dots = 0
+        for info in arch.terminals():
+            op = info.op
+            if type(op) in (E.Linear, E.DotProduct):
+                # rows·in·out for a linear layer, M·K·N for a product: all input elements times output width
+                flops += 2 * math.prod(info.inputs[0].shape) * info.outputs[0].shape[-1] * info.copies
+                if type(op) is E.Linear:
+                    linears += info.copies
+                else:
+                    dots += info.copies
+            elif type(op) not in free:
+                return None
+        params = arch.num_params
+    except (AttributeError, TypeError, IndexError):
+        return None
+    for m in net.backbone.modules():
+        if isinstance(m, LAYER_TYPES):
+            if type(m) not in (nn.Linear, nn.Conv2d):
+                return None
+            linears -= 1
+        elif isinstance(m, DotProduct):
+            dots -= 1
+    if linears or dots or sum(p.numel() for p in net.backbone.parameters()) != params:
+        return None
+    return flops + 2 * net.head.in_features * net.head.out_features
 
 
 #: Proxies computed by their own function from the inputs; looked up at call time.

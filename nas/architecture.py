@@ -141,8 +141,11 @@ class Architecture:
 
     @property
     def hash(self) -> str:
-        """SHA-256 of the canonical string, hex: stable across runs, machines and Python versions."""
-        return hashlib.sha256(self.to_string().encode()).hexdigest()
+        """SHA-256 (hex) of the grammar, the input shape and the canonical string, one per line: stable across
+        runs, machines and Python versions.  The shape is part of the identity because one string can be a
+        valid network for several inputs (``computation<relu>`` fits any), with different shapes inside."""
+        key = f"{self.grammar.name}\n{format_shape(self.input_shape)}\n{self.to_string()}"
+        return hashlib.sha256(key.encode()).hexdigest()
 
     def to_dict(self) -> dict:
         return {

@@ -156,3 +156,20 @@ def test_two_connections_see_each_other(tmp_path):
     with Archive(tmp_path / "a.sqlite") as one, Archive(tmp_path / "a.sqlite") as two:
         one.add_evaluation(ev(a, 0.5), a)
         assert two.count() == 1
+
+
+def test_same_string_on_two_input_shapes_is_two_architectures(archive):
+    relu = "sequential(computation<relu>, computation<identity>)"
+    a, b = Architecture.from_string(relu, (3, 8, 8)), Architecture.from_string(relu, (1, 24, 24))
+    archive.add_evaluation(ev(a, 0.5, task="t1"), a)
+    archive.add_evaluation(ev(b, 0.7, task="t2"), b)
+    assert archive.num_architectures() == 2
+    assert archive.dataset("t2")[0][0].input_shape == (1, 24, 24)
+
+
+def test_old_schema_is_refused(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with Archive(path) as a:
+        a._db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(ArchiveError, match="rebuild it"):
+        Archive(path)

@@ -72,7 +72,10 @@ def test_json_round_trip_and_hash():
     b = Architecture.from_json(a.to_json())
     assert b == a and hash(b) == hash(a)
     assert Architecture.from_json({"input_shape": [10, 32], "string": ATTN}) == a
-    assert a.hash == hashlib.sha256(ATTN.encode()).hexdigest()
+    assert a.hash == hashlib.sha256(f"einspace\n10×32\n{ATTN}".encode()).hexdigest()
+    # one string, two input shapes: two networks, two identities
+    relu = "sequential(computation<relu>, computation<identity>)"
+    assert Architecture.from_string(relu, (3, 8, 8)).hash != Architecture.from_string(relu, (1, 24, 24)).hash
 
 
 def test_equality_depends_on_input_shape():
