@@ -680,6 +680,9 @@ STANDALONE: dict[str, Callable[[_Inputs], float]] = {
     "flops": flops_proxy,
 }
 
+#: The order in which ``compute_proxies`` runs the standalone proxies (those that spoil the shared copy last).
+_STANDALONE_ORDER: tuple[str, ...] = ("l2_norm", "params", "flops", "zen", "synflow")
+
 
 # --------------------------------------------------------------------------------------------------
 # Entry point
@@ -746,20 +749,24 @@ def compute_proxies(
         # clones made outside inference mode can enter autograd even if the caller is in inference mode
         x = x.detach().clone()
         y = y.detach().to(device=device, dtype=torch.long).clone()
-        inp = _Inputs(net, x, y, int(num_classes), int(seed))
-        torch.random.default_generator.manual_seed(inp.seed)
-        if cuda:
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(inp.seed)
+        inp = _Inputs(net, x, y, int(num_classes), int(seed), arch, _Workspace(net, device))
+
+        def reseed() -> None:  # every pass sees the same RNG state, whichever proxies are asked for
+            torch.random.default_generator.manual_seed(inp.seed)
+            if cuda:
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(inp.seed)
+
         shared = {n for n in names if n in SHARED}
         if shared:
+            reseed()
             try:
                 raw.update(_shared_pass(inp, shared))
             except Exception as exc:  # noqa: BLE001 - forward failed: every shared proxy is NaN
                 raw.update({n: exc for n in shared})
-        for name in names:
-            if name in SHARED:
-                continue
+        # synflow last: it turns the shared copy of the network into one that cannot be reset
+        for name in sorted((n for n in names if n not in SHARED), key=_STANDALONE_ORDER.index):
+            reseed()
             try:
                 raw[name] = STANDALONE[name](inp)
             except Exception as exc:  # noqa: BLE001
