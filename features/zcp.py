@@ -23,24 +23,34 @@ proxy                   definition (summary; details in the function docstrings)
 ``l2_norm``             Σ_layers ‖W‖_F
 ``zen``                 log E‖f(x) − f(x + αε)‖_F + Σ_BN log sqrt(mean_channels σ²)
 ``params``              number of trainable parameters (raw count, head included)
-``flops``               FLOPs of one sample's forward pass counted by ``torch.utils.flop_counter``
+``flops``               FLOPs of one sample's forward pass as ``torch.utils.flop_counter`` counts them
 ======================  ============================================================================
 
-Passes (``compute_proxies`` works on deep copies of the network; the caller's network is never changed):
+Passes (``compute_proxies`` works on one deep copy of the network, reset to the caller's parameter and
+buffer values before each pass; the caller's network is never changed):
 
 * **one shared train-mode pass** serves ``grad_norm, snip, grasp, fisher, plain, jacob_cov, epe_nas,
   nwot``: a single forward pass with hooks (layer outputs for ``fisher``, ReLU input codes for ``nwot``);
   one backward of ``L`` to the layer weights and layer outputs (``G`` for ``grad_norm, snip, plain`` and
   ``grasp``'s ``g``; ``∂L/∂a`` for ``fisher``), kept differentiable (``create_graph``) when ``grasp`` is
   asked for, so that one more backward gives ``grasp``'s Hessian-vector product; and one backward of
-  ``Σ outputs`` to the input (the Jacobian shared by ``jacob_cov`` and ``epe_nas``).  Train-mode forwards
-  of one batch are deterministic and BatchNorm running statistics do not enter train-mode outputs, so
-  this equals separate passes on fresh copies (and ``G`` is bit-identical with or without
-  ``create_graph``).  An error in a later backward only makes the proxies that need it NaN.
-* ``synflow``: its own float64 forward + backward of one all-ones sample.
-* ``zen``: two no-grad forwards of Gaussian inputs on a Gaussian re-initialised copy.
-* ``flops``: one no-grad eval-mode forward of one sample under ``FlopCounterMode``.
+  ``Σ outputs`` to the input (the Jacobian shared by ``jacob_cov`` and ``epe_nas``, whose per-class
+  correlation matrices are blocks of ``jacob_cov``'s).  Train-mode forwards of one batch are
+  deterministic and BatchNorm running statistics do not enter train-mode outputs, so this equals
+  separate passes on fresh copies (and ``G`` is bit-identical with or without ``create_graph``).  An
+  error in a later backward only makes the proxies that need it NaN.
+* ``flops``: in closed form from the architecture when ``arch`` is given with its compiled network
+  (``architecture_flops``, the number ``FlopCounterMode`` counts); otherwise one no-grad eval-mode
+  forward of one sample under ``FlopCounterMode``.
+* ``zen``: two no-grad forwards of Gaussian inputs on the copy re-initialised with Gaussian weights.
+* ``synflow`` (last: it removes the copy's BatchNorms and makes it float64): its own float64 forward +
+  backward of one all-ones sample.
 * ``l2_norm`` and ``params`` read the weights only.
+
+The global RNG (dropout) is re-seeded with ``seed`` before each pass, so a proxy's value does not depend on
+which others are computed with it.  Large float32 reductions (``fisher``'s per-channel sums, ``zen``'s
+per-sample norms and BatchNorm variances) are summed in float32 and finished in float64, which agrees with
+a float64 computation to float32 rounding; where float32 overflows they are redone in float64.
 
 Failures never raise: a proxy whose computation raises, or whose value is not finite, becomes NaN and a
 ``logging`` warning names the proxy and the reason.  The batch is not split on out-of-memory errors (the
@@ -257,20 +267,30 @@ def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
     prod = act.detach() * grad
     channel_axis %= prod.dim()
     other = tuple(d for d in range(1, prod.dim()) if d != channel_axis)
-    per_channel = prod.sum(dim=other, dtype=torch.float64) if other else prod.double()
+    # the product and its (cascade-summed) sums in the layer's dtype, then float64; a non-finite float32
+    # sum (overflow) is redone in float64
+    per_channel = (prod.sum(dim=other) if other else prod).double()
+    if prod.dtype != torch.float64 and not bool(torch.isfinite(per_channel).all()):
+        per_channel = act.detach().double().mul(grad.double()).sum(dim=other) if other else per_channel
     return 0.5 * per_channel.pow(2).mean(dim=0).sum()
 
 
-def jacob_cov_score(jacobians: np.ndarray) -> float:
+def _corrcoef(J: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.corrcoef(J)
+
+
+def jacob_cov_score(jacobians: np.ndarray, corr: np.ndarray | None = None) -> float:
     """``jacob_cov = −Σ_i [log(λ_i + k) + 1/(λ_i + k)]``, ``k = 1e-5``, where ``λ`` are the eigenvalues of
     the N×N correlation matrix ``corrcoef(J)`` of the flattened per-sample input Jacobians
     ``J_n = ∂(Σ outputs)/∂x_n`` (Mellor et al., 2020, first version of NASWOT).  The matrix is symmetric, so
-    the eigenvalues are real (``eigvalsh``); the result does not depend on the order of the samples."""
+    the eigenvalues are real (``eigvalsh``); the result does not depend on the order of the samples.
+    ``corr``, optional: ``np.corrcoef(jacobians)`` if already computed."""
     J = np.asarray(jacobians, dtype=np.float64)
     if J.ndim != 2 or J.shape[0] < 2:
         raise ProxyError(f"needs at least 2 samples, got Jacobians of shape {J.shape}")
-    with np.errstate(all="ignore"):
-        corr = np.corrcoef(J)
+    if corr is None:
+        corr = _corrcoef(J)
     if not np.all(np.isfinite(corr)):
         raise ProxyError("correlation of the input Jacobians is undefined (a sample's Jacobian is constant)")
     eig = np.linalg.eigvalsh(corr)
@@ -280,29 +300,33 @@ def jacob_cov_score(jacobians: np.ndarray) -> float:
     return float(-np.sum(np.log(shifted) + 1.0 / shifted))
 
 
-def epe_nas_score(jacobians: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+def epe_nas_score(jacobians: np.ndarray, labels: np.ndarray, num_classes: int,
+                  corr: np.ndarray | None = None) -> float:
     """EPE-NAS (Lopes et al., 2021).  For each class ``c`` present in the batch, with ``Σ_c`` the
     correlation matrix of the flattened input Jacobians ``J_n = ∂(Σ outputs)/∂x_n`` of its samples
     (``[[1]]`` for a class with one sample), ``e_c = Σ_ij log(|Σ_c[i, j]| + k)``, ``k = 1e-5``.  With at
     most 100 classes the score is ``Σ_c |e_c|``; with more, ``e_c`` is divided by the class's sample count
-    and the score is ``Σ_{c, c'} |e_c − e_c'| / (number of classes present)``."""
+    and the score is ``Σ_{c, c'} |e_c − e_c'| / (number of classes present)``.  ``corr``, optional:
+    ``np.corrcoef(jacobians)``, whose class blocks are the classes' correlation matrices (each entry
+    depends on its two samples only), used instead of one ``corrcoef`` per class."""
     J = np.asarray(jacobians, dtype=np.float64)
     labels = np.asarray(labels).reshape(-1)
     if J.ndim != 2 or len(J) != len(labels) or len(J) == 0:
         raise ProxyError(f"Jacobians of shape {J.shape} do not match {len(labels)} labels")
     per_class = []
     for c in np.unique(labels):
-        rows = J[labels == c]
-        if len(rows) == 1:
-            corr = np.ones((1, 1))
+        members = np.flatnonzero(labels == c)
+        if len(members) == 1:
+            block = np.ones((1, 1))
+        elif corr is not None:
+            block = corr[np.ix_(members, members)]
         else:
-            with np.errstate(all="ignore"):
-                corr = np.corrcoef(rows)
-        if not np.all(np.isfinite(corr)):
+            block = _corrcoef(J[members])
+        if not np.all(np.isfinite(block)):
             raise ProxyError(f"correlation of the input Jacobians of class {c} is undefined (constant Jacobian)")
-        e = float(np.sum(np.log(np.abs(corr) + JACOBIAN_EPS)))
+        e = float(np.sum(np.log(np.abs(block) + JACOBIAN_EPS)))
         if num_classes > 100:
-            e /= len(rows)
+            e /= len(members)
         per_class.append(e)
     e = np.asarray(per_class)
     if num_classes <= 100:
@@ -395,7 +419,7 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
             for m in model.modules():
                 if isinstance(m, RELU_TYPES):
                     stack.callback(m.register_forward_pre_hook(kernel.hook).remove)
-        x = inp.x.detach().clone().requires_grad_(bool(need_jac))
+        x = inp.x.detach().requires_grad_(bool(need_jac))  # a new leaf on the same storage
         with torch.set_grad_enabled(bool(need_grad or need_jac)):
             out = model(x)
 
@@ -447,8 +471,12 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
         except Exception as exc:  # noqa: BLE001
             results.update({name: exc for name in need_jac})
         else:
-            attempt("jacob_cov", lambda: jacob_cov_score(J))
-            attempt("epe_nas", lambda: epe_nas_score(J, inp.y.cpu().numpy(), inp.num_classes))
+            try:  # one correlation matrix for both scores
+                corr = _corrcoef(J) if J.shape[0] >= 2 else None
+            except Exception:  # noqa: BLE001 - each score computes its own, and reports the failure
+                corr = None
+            attempt("jacob_cov", lambda: jacob_cov_score(J, corr))
+            attempt("epe_nas", lambda: epe_nas_score(J, inp.y.cpu().numpy(), inp.num_classes, corr))
 
     if grasp and "grasp" not in results:
         def hessian_grad() -> float:
@@ -524,13 +552,39 @@ def _gaussian_init(model: nn.Module, gen: torch.Generator) -> None:
                     m.bias.zero_()
 
 
+def _row_norms(a: Tensor, b: Tensor, overwrite: bool = False) -> Tensor:
+    """Per-sample ``‖a_n − b_n‖_F`` in float64; with ``overwrite``, ``a`` is overwritten with ``a − b`` when
+    it can be (no new feature-map-sized tensor).  The difference (exact where ``a`` and ``b`` are within a factor 2 of each
+    other), its squares and their (cascade) sums are taken in the inputs' dtype, a few rows at a time: for
+    float32 within float32 rounding of a float64 computation.  Where a float32 square overflows, the
+    norms are taken in float64 one sample at a time."""
+    B = a.shape[0]
+    d = None
+    if overwrite:
+        try:
+            d = a.sub_(b)
+        except RuntimeError:  # a is a broadcast view or otherwise not writable
+            pass
+    if d is None:
+        d = a - b
+    d = d.reshape(B, -1)
+    rows = max(1, (1 << 18) // max(1, d.shape[1]))
+    sq = torch.cat([part.square().sum(dim=1) for part in d.split(rows)])
+    if sq.dtype == torch.float64 or bool(torch.isfinite(sq).all()):
+        return sq.double().sqrt()
+    return torch.stack([torch.linalg.vector_norm(row, dtype=torch.float64) for row in d])
+
+
 def _zen_once(feature: nn.Module, x0: Tensor, eps: Tensor) -> float:
     bn_var: list[Tensor] = []
 
     def record(module: nn.Module, inputs: tuple[Any, ...]) -> None:
-        a = inputs[0]
+        a = inputs[0].detach()
         dims = [d for d in range(a.dim()) if d != 1]
-        bn_var.append(a.detach().double().var(dim=dims, unbiased=False).mean())
+        v = a.var(dim=dims, unbiased=False)
+        if v.dtype != torch.float64 and not bool(torch.isfinite(v).all()):  # overflow in float32
+            v = a.double().var(dim=dims, unbiased=False)
+        bn_var.append(v.double().mean())
 
     handles = [m.register_forward_pre_hook(record) for m in feature.modules() if isinstance(m, _BATCHNORM_TYPES)]
     try:
@@ -538,13 +592,12 @@ def _zen_once(feature: nn.Module, x0: Tensor, eps: Tensor) -> float:
             f0 = feature(x0)
             for h in handles:
                 h.remove()
-            f1 = feature(x0 + ZEN_ALPHA * eps)
+            f1 = feature(torch.add(x0, eps, alpha=ZEN_ALPHA))
     finally:
         for h in handles:
             h.remove()
-    # the difference in the forwards' dtype (exact where f0 and f1 are within a factor 2 of each other), its
-    # norm accumulated in float64
-    delta = torch.linalg.vector_norm((f0 - f1).reshape(f0.shape[0], -1), dim=1, dtype=torch.float64).mean()
+    # f0 is no longer needed, unless it is (a view of) the input, which a float64 retry reuses
+    delta = _row_norms(f0, f1, overwrite=f0.untyped_storage().data_ptr() != x0.untyped_storage().data_ptr()).mean()
     if not math.isfinite(float(delta)):
         return math.nan  # overflow: the caller may retry in float64
     if float(delta) == 0.0:
@@ -680,8 +733,13 @@ STANDALONE: dict[str, Callable[[_Inputs], float]] = {
     "flops": flops_proxy,
 }
 
-#: The order in which ``compute_proxies`` runs the standalone proxies (those that spoil the shared copy last).
+#: The order in which ``compute_proxies`` runs the standalone proxies: ``synflow`` last, since it turns the
+#: shared copy of the network into one that cannot be reset.
 _STANDALONE_ORDER: tuple[str, ...] = ("l2_norm", "params", "flops", "zen", "synflow")
+
+
+def _standalone_rank(name: str) -> int:
+    return _STANDALONE_ORDER.index(name) if name in _STANDALONE_ORDER else -1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -726,9 +784,11 @@ def compute_proxies(
     names from ``ALL`` (aliases such as ``jacov`` allowed, ``"all"`` for every one); the result maps each
     canonical name, in the requested order, to a float.  ``seed`` seeds ``zen``'s Gaussian weights and
     inputs (``synflow``'s input is all ones; the other proxies use ``(x, y)``), and any stochastic layer of
-    ``net`` (dropout) draws from a forked global RNG seeded with ``seed``, so the caller's RNG state is
-    untouched and results are bit-identical for identical inputs on the CPU.  ``arch``, optional, only
-    names the architecture in warnings.  A proxy that fails or is not finite is NaN, with a warning.
+    ``net`` (dropout) draws from a forked global RNG seeded with ``seed`` before each pass, so the caller's
+    RNG state is untouched and results are bit-identical for identical inputs on the CPU.  ``arch``,
+    optional, names the architecture in warnings and, when ``net`` is its compiled network
+    (``nas.compile.compile_architecture``), gives ``flops`` in closed form.  A proxy that fails or is not
+    finite is NaN, with a warning.
     """
     names = resolve_proxies(proxies)
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
@@ -764,8 +824,7 @@ def compute_proxies(
                 raw.update(_shared_pass(inp, shared))
             except Exception as exc:  # noqa: BLE001 - forward failed: every shared proxy is NaN
                 raw.update({n: exc for n in shared})
-        # synflow last: it turns the shared copy of the network into one that cannot be reset
-        for name in sorted((n for n in names if n not in SHARED), key=_STANDALONE_ORDER.index):
+        for name in sorted((n for n in names if n not in SHARED), key=_standalone_rank):
             reseed()
             try:
                 raw[name] = STANDALONE[name](inp)
