@@ -25,7 +25,7 @@ published; features are GRAF + the 13 zero-cost proxies, cached in the archive):
   task (``surrogates.transfer.leave_one_out``; published mean τ: RF .455, XGBoost .45).
 
 Models: ``rf`` (RandomForestRegressor, published defaults) and ``xgb_tuned`` (the published offline
-scripts' XGBoost); see ``surrogates.tabular``.  Writes ``tasks_within.md``, ``transfer_one_to_one_{model}``
+scripts' XGBoost); see ``surrogates.tabular``.  Writes ``tasks_surrogates.md``, ``transfer_one_to_one_{model}``
 and ``transfer_leave_one_out_{model}`` (tau.md, tau.csv, tau.png) under ``--out``, and prints everything.
 """
 
