@@ -3,7 +3,7 @@
 Architectures: ``Sampler("einspace", (3, 32, 32))`` with the default ``Budget()``, one per seed ``0..n-1``
 (``sampler.sample(seed)``).  GRAF (``GRAF().transform([arch])``, one call per architecture) is timed on every
 sample: its cost depends on the tree, not on FLOPs.  The torch figures skip pathological giants, the samples
-over ``--max-mflops`` (default 100 MFLOPs per sample, ``Architecture.flops``; 14 of seeds 0..99); the number
+over ``--max-mflops`` (default 100 MFLOPs per sample, ``Architecture.flops``; 18 of seeds 0..99); the number
 skipped is printed.  With 200 the four samples between 100 and 200 MFLOPs double the run time (over 10
 minutes on a busy 2-core VM) while barely moving the medians.
 
@@ -15,13 +15,19 @@ timed on its own line):
   at batch 64 on a deep copy of the same network (the copy is made outside the timer);
 * ``ratio``: proxies / train3 for that architecture; the median over architectures is reported.
 
+With ``--breakdown``, the proxies are also timed in groups, each as its own ``compute_proxies`` call
+(median over architectures of group / train3): the shared pass without ``grasp`` (grad_norm, snip, fisher,
+plain, jacob_cov, epe_nas, nwot), the shared pass with ``grasp`` (its Hessian-vector product and the
+differentiable first backward are the difference), ``zen``, ``synflow``, and l2_norm + params + flops;
+the groups' sum exceeds the all-13 figure by the per-call overhead (copy, checks) they repeat.
+
 Before both, one untimed training step on a separate copy warms up torch's per-shape kernels, so neither
 measurement pays first-call costs the other does not.  The batch is synthetic (there is no generated
 3×32×32 task): standard-normal inputs and uniform labels over 10 classes, ``numpy.random.default_rng(0)``,
 held in a ``data.tasks.Task`` named ``synthetic-3x32x32``; timings do not depend on the values.
 ``torch.set_num_threads(--threads)`` (default 2).  One ``name: value unit`` line per figure.
 
-Run by hand:  .venv/bin/python benchmarks/features.py [--n 100] [--max-mflops 100] [--threads 2]
+Run by hand:  .venv/bin/python benchmarks/features.py [--n 100] [--max-mflops 100] [--threads 2] [--breakdown]
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="also time the proxies in groups")
     args = parser.parse_args()
 
     import torch
@@ -107,6 +114,11 @@ def main() -> None:
     compile_ms, proxy_ms, train_ms, ratios = [], [], [], []
     with_nan = 0
     nan_by_proxy = dict.fromkeys(ALL, 0)
+    shared = ["grad_norm", "snip", "fisher", "plain", "jacob_cov", "epe_nas", "nwot"]
+    groups = {"shared_without_grasp": shared, "shared_with_grasp": shared + ["grasp"], "zen": ["zen"],
+              "synflow": ["synflow"], "l2_norm_params_flops": ["l2_norm", "params", "flops"]}
+    group_ratios: dict[str, list[float]] = {g: [] for g in groups}
+    group_ms: dict[str, list[float]] = {g: [] for g in groups}
     for arch in kept:
         t0 = time.perf_counter()
         net = compile_architecture(arch, task.num_classes, seed=0)
@@ -125,6 +137,12 @@ def main() -> None:
         train_steps(trained, args.steps)
         train_ms.append(1e3 * (time.perf_counter() - t0))
         ratios.append(proxy_ms[-1] / train_ms[-1])
+        if args.breakdown:
+            for group, names in groups.items():
+                t0 = time.perf_counter()
+                compute_proxies(net, x, y, task.num_classes, names, seed=0, arch=arch)
+                group_ms[group].append(1e3 * (time.perf_counter() - t0))
+                group_ratios[group].append(group_ms[group][-1] / train_ms[-1])
 
     flops_kept = [a.flops / 1e6 for a in kept]
     print(f"# machine: {machine()}, torch {torch.__version__}, {args.threads} threads; einspace default Budget(), "
@@ -144,6 +162,9 @@ def main() -> None:
     print(f"proxies_over_train{args.steps}_median: {np.median(ratios):.2f} x (target <= 1)")
     print(f"proxies_over_train{args.steps}_p90: {_pct(ratios, 90):.2f} x")
     print(f"proxies_over_train{args.steps}_total: {sum(proxy_ms) / sum(train_ms):.2f} x")
+    for group in groups if args.breakdown else ():
+        print(f"{group}_over_train{args.steps}_median: {np.median(group_ratios[group]):.2f} x")
+        print(f"{group}_over_train{args.steps}_total: {sum(group_ms[group]) / sum(train_ms):.2f} x")
     print(f"architectures_with_nan_proxy: {with_nan} of {len(kept)}")
     for name, count in nan_by_proxy.items():
         if count:

@@ -125,8 +125,10 @@ class Norm(Terminal):
     def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
         import torch.nn as nn
 
+        from nas.ops import BatchNorm2d
+
         x = inp[0]
-        return nn.BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
+        return BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
 
 
 class Activation(Terminal):

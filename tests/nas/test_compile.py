@@ -145,3 +145,27 @@ def test_seeded_builds_in_threads_are_identical_to_serial_ones():
             threaded = list(pool.map(weights, archs))
         for s, t in zip(serial, threaded):
             assert len(s) == len(t) and all(torch.equal(x, y) for x, y in zip(s, t))
+
+
+def test_image_norm_is_a_batchnorm_that_makes_strided_inputs_contiguous():
+    """Col2Im leaves a channels-last layout; the norm copies it to contiguous memory first (the CPU
+    channels-last BatchNorm backward is far slower), with the same outputs and gradients as on a copy."""
+    from nas.ops import BatchNorm2d
+
+    arch = Architecture.from_string(
+        "sequential(routing[im2col(1,1,0), computation<linear(16)>, col2im], computation<norm>)", (3, 6, 6))
+    net = compile_architecture(arch, 3, seed=0, fuse=False)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 1 and isinstance(norms[0], BatchNorm2d)
+
+    bn = BatchNorm2d(4)
+    base = torch.randn(2, 5, 6, 4, generator=torch.Generator().manual_seed(0))
+    strided = base.permute(0, 3, 1, 2).requires_grad_(True)  # 2×4×5×6, channels last
+    dense = strided.detach().contiguous().requires_grad_(True)
+    assert not strided.is_contiguous()
+    out_s, out_d = bn(strided), bn(dense)
+    torch.testing.assert_close(out_s, out_d)
+    weights = torch.randn(out_d.shape, generator=torch.Generator().manual_seed(1))
+    (g_s,) = torch.autograd.grad((out_s * weights).sum(), strided)
+    (g_d,) = torch.autograd.grad((out_d * weights).sum(), dense)
+    torch.testing.assert_close(g_s, g_d)
