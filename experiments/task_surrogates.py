@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from typing import Any, Sequence
 
@@ -85,6 +86,8 @@ def lm_split_tau(archive: Any, task: str, seed: int) -> float:
 
 def _fmt(values: Sequence[float]) -> str:
     v = np.asarray(values, dtype=float)
+    if len(v) == 0:  # e.g. no search window fits a small archive
+        return "—"
     return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
@@ -141,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             lines.append(f"| {row['task']} | {row['n']} ({row['failed']}) | "
                          + " | ".join(_fmt(row[c]) for c in cols) + " |")
         for c in cols:
-            means[c] = float(np.mean([np.mean(r[c]) for r in rows]))
-        lines.append("| **mean over tasks** | | " + " | ".join(f"**{means[c]:.3f}**" for c in cols) + " |")
+            per_task = [float(np.mean(r[c])) for r in rows if len(r[c])]
+            means[c] = float(np.mean(per_task)) if per_task else float("nan")
+        lines.append("| **mean over tasks** | | " + " | ".join(
+            f"**{means[c]:.3f}**" if means[c] == means[c] else "—" for c in cols) + " |")
         within = "\n".join(lines) + "\n"
         print(within)
         transfer = []
@@ -155,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     print(f"{protocol} {model}\n{table}", flush=True)
     text = "\n".join([
         "# Surrogates on the offline task suite", "",
-        "Produced by `python -m experiments.task_surrogates --archive " + args.archive + f" --out {args.out}`.",
+        "Produced by `python -m experiments.task_surrogates "
+        + " ".join(sys.argv[1:] if argv is None else list(argv)) + "`.",
         "", "## Within-task", "", within, "## Transfer", "",
         "One-to-one: rows are sources, columns targets; each task's archive split into two seeded halves (train "
         "on the source's first half, test on the target's second; the diagonal is within-task). Leave-one-out: "

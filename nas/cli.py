@@ -398,7 +398,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     with Archive(args.archive) as archive:
         table = transfer_study(archive, args.protocol, args.model, args.features,
-                               args.tasks.split(",") if args.tasks else None, args.out, args.seed, args.normalisation)
+                               args.tasks.split(",") if args.tasks else None, args.out, args.seed, args.normalisation,
+                               args.min_source_tau)
     print(table)
     print(f"wrote tau.md, tau.csv and tau.png to {args.out}", file=sys.stderr)
     return 0
@@ -571,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")
     p.add_argument("--normalisation", choices=("none", "minmax", "percentile"), default=None,
                    help="per-task target normalisation (default: none for one-to-one, percentile for leave-one-out)")
+    p.add_argument("--min-source-tau", type=float, default=None,
+                   help="leave-one-out: train only on sources whose own half-vs-half τ reaches this (default: all)")
     p.add_argument("--out", default="runs/transfer")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_transfer)

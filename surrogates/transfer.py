@@ -318,25 +318,57 @@ def one_to_one(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", mod
     return rows
 
 
+def source_signal(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", model_factory: Callable[[], Any],
+                  *, drop_failed: bool = True, random_state: int = 0) -> dict[str, float]:
+    """Each dataset's own ranking signal: Kendall τ of ``model_factory()`` fitted on one of its runs and
+    tested on the other, both ways, averaged (the one-to-one diagonal, symmetrised).  It uses the source's
+    data only, so it can screen sources for any target without looking at the target."""
+    out = {}
+    for d in as_task_data(datasets):
+        (Xa, ya), (Xb, yb) = d.runs(random_state)
+        taus = [_evaluate(model_factory, [(X_tr, y_tr, d.name)], X_te, y_te, "none", drop_failed, 0.1)["kendall_tau"]
+                for (X_tr, y_tr), (X_te, y_te) in (((Xa, ya), (Xb, yb)), ((Xb, yb), (Xa, ya)))]
+        out[d.name] = float(np.nanmean(taus)) if not all(math.isnan(t) for t in taus) else math.nan
+        log.info("source signal %s: tau %.3f", d.name, out[d.name])
+    return out
+
+
 def leave_one_out(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", model_factory: Callable[[], Any], *,
                   normalisation: str | None = "percentile", drop_failed: bool = True, random_state: int = 0,
-                  frac: float = 0.1) -> list[dict[str, Any]]:
+                  frac: float = 0.1, min_source_tau: float | None = None) -> list[dict[str, Any]]:
     """For each dataset T: fit ``model_factory()`` on both runs of every other dataset (each run a block of
     its own, failures dropped if ``drop_failed``, targets normalised per block), test on both runs of T pooled
     (failures kept, raw targets).  Returns one row dict per target: ``target``, the metrics, ``n_train``,
-    ``n_test``."""
+    ``n_test``, ``n_sources``.
+
+    ``min_source_tau`` screens the sources: a dataset whose own ranking signal (``source_signal``, computed
+    from its data alone) is below it, or undefined, is never used for training (it is still a target).  A
+    source whose accuracies are noise (a task on which random networks sit at chance) otherwise teaches the
+    pooled model rankings that hold nowhere; each row's ``n_sources`` says how many sources it used."""
     data = as_task_data(datasets)
     if len(data) < 2:
         raise ValueError("leave_one_out needs at least two datasets")
     runs = {d.name: d.runs(random_state) for d in data}
+    usable = {d.name for d in data}
+    if min_source_tau is not None:
+        signal = source_signal(data, model_factory, drop_failed=drop_failed, random_state=random_state)
+        usable = {name for name, tau in signal.items() if tau >= min_source_tau}
+        dropped = {name: round(tau, 3) for name, tau in signal.items() if name not in usable}
+        if dropped:
+            log.warning("leave-one-out: sources below min_source_tau=%s left out of training: %s", min_source_tau,
+                        dropped)
     rows = []
     for tgt in data:
-        train = [(X, y, f"{d.name}/{part}") for d in data if d.name != tgt.name
-                 for part, (X, y) in zip(("train", "test"), runs[d.name])]
+        sources = [d for d in data if d.name != tgt.name and d.name in usable]
+        if not sources:
+            raise ValueError(f"leave_one_out: no source left to train for target {tgt.name!r}: every other "
+                             f"dataset's own τ is below min_source_tau={min_source_tau}")
+        train = [(X, y, f"{d.name}/{part}") for d in sources for part, (X, y) in zip(("train", "test"), runs[d.name])]
         (Xa, ya), (Xb, yb) = runs[tgt.name]
         row = {"target": tgt.name}
         row.update(_evaluate(model_factory, train, _stack([Xa, Xb]), np.concatenate([ya, yb]), normalisation,
                              drop_failed, frac))
+        row["n_sources"] = len(sources)
         log.info("leave-one-out %s: tau %.3f", tgt.name, row["kendall_tau"])
         rows.append(row)
     return rows

@@ -151,10 +151,11 @@ def task_datasets(archive: Any, tasks: Sequence[str] | None = None, features: st
 
 def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf", features: str = "graf,zcp",
                    tasks: Sequence[str] | None = None, out: str = "runs/transfer", seed: int = 0,
-                   normalisation: str | None = None) -> str:
+                   normalisation: str | None = None, min_source_tau: float | None = None) -> str:
     """One-to-one (every source → target pair, diagonal = within-task halves) or leave-one-out transfer
     between the archive's tasks; writes ``tau.md``, ``tau.csv`` and ``tau.png`` to ``out`` and returns the
-    Markdown table."""
+    Markdown table.  ``min_source_tau`` (leave-one-out only) screens out sources without a ranking signal
+    of their own (``surrogates.transfer.leave_one_out``)."""
     from surrogates.transfer import heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
 
     if model == "lm":
@@ -169,15 +170,19 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
         return make_model(model, None, features, seed)
 
     md, csv_path, png = (os.path.join(out, f"tau.{ext}") for ext in ("md", "csv", "png"))
+    if min_source_tau is not None and protocol != "leave-one-out":
+        raise ValueError("min_source_tau screens the sources of leave-one-out transfer; one-to-one reports "
+                         "every source")
     if protocol == "one-to-one":
         rows = one_to_one(data, factory, normalisation=normalisation or "none", random_state=seed)
         matrix, r, c = pivot(rows)
         table = write_table(matrix_rows(matrix, r, c), md, csv_path)
         heatmap(matrix, r, png, col_labels=c, title=f"one-to-one transfer, {model} on {features}")
     elif protocol == "leave-one-out":
-        rows = leave_one_out(data, factory, normalisation=normalisation or "percentile", random_state=seed)
+        rows = leave_one_out(data, factory, normalisation=normalisation or "percentile", random_state=seed,
+                             min_source_tau=min_source_tau)
         table = write_table(rows, md, csv_path, columns=["target", "kendall_tau", "spearman_rho", "mae",
-                                                         "precision_at_k", "n_train", "n_test"])
+                                                         "precision_at_k", "n_train", "n_test", "n_sources"])
         values = np.array([[row["kendall_tau"] for row in rows]])
         heatmap(values, ["leave-one-out"], png, col_labels=[row["target"] for row in rows],
                 title=f"leave-one-out transfer, {model} on {features}")

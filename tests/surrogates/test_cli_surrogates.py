@@ -69,3 +69,9 @@ def test_transfer_one_to_one_and_leave_one_out(capsys, tmp_path):
     code, out, _ = run(capsys, "transfer", "--archive", archive, "--protocol", "leave-one-out", "--features", "graf",
                        "--out", str(tmp_path / "loo"))
     assert code == 0 and out.count("blobs-tr") >= 3
+    code, out, _ = run(capsys, "transfer", "--archive", archive, "--protocol", "leave-one-out", "--features", "graf",
+                       "--min-source-tau", "-1", "--out", str(tmp_path / "loo_screened"))
+    assert code == 0 and "n_sources" in out.splitlines()[0] and out.count("| 2 |") >= 3  # nothing below τ = -1
+    code, _, err = run(capsys, "transfer", "--archive", archive, "--protocol", "one-to-one", "--features", "graf",
+                       "--min-source-tau", "0.2", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "min_source_tau" in err

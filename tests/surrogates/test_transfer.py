@@ -16,6 +16,7 @@ from surrogates.transfer import (
     normalise_targets,
     one_to_one,
     pivot,
+    source_signal,
     write_table,
 )
 
@@ -147,6 +148,20 @@ def test_leave_one_out():
     assert noise["target"] == "noise" and abs(noise["kendall_tau"]) < 0.25
     with pytest.raises(ValueError, match="at least two"):
         leave_one_out({"a": datasets()["a"]}, factory)
+
+
+def test_leave_one_out_screens_sources_without_a_signal_of_their_own():
+    signal = source_signal(datasets(), factory)
+    assert all(signal[n] > 0.7 for n in "abc") and abs(signal["noise"]) < 0.25, signal
+    plain = {r["target"]: r for r in leave_one_out(datasets(), factory)}
+    screened = {r["target"]: r for r in leave_one_out(datasets(), factory, min_source_tau=0.3)}
+    for name in "abc":  # trained on the other two monotone tasks only: the noise task's 160 rows are left out
+        assert plain[name]["n_sources"] == 3 and plain[name]["n_train"] == 480
+        assert screened[name]["n_sources"] == 2 and screened[name]["n_train"] == 320
+        assert screened[name]["kendall_tau"] > 0.7
+    assert screened["noise"]["n_sources"] == 3  # still a target, with every usable source
+    with pytest.raises(ValueError, match="no source left to train for target 'a'"):
+        leave_one_out(datasets(), factory, min_source_tau=2.0)
 
 
 def test_reports(tmp_path):
