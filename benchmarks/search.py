@@ -252,6 +252,17 @@ def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[int, int, int]:
+    """Seeds on which ``a`` is better than, equal to and worse than ``b`` (paired by position)."""
+    better = sum(x > y for x, y in zip(a, b))
+    equal = sum(x == y for x, y in zip(a, b))
+    return better, equal, len(a) - better - equal
+
+
+def _wins_text(wins: tuple[int, int, int]) -> str:
+    return "{} better, {} equal, {} worse".format(*wins)
+
+
 def _median_censored(xs: Sequence[float]) -> float:
     """Median where ``inf`` stands for "never" (ordered above every finite value)."""
     s = sorted(xs)
@@ -351,10 +362,8 @@ def figures(results: Sequence[dict[str, Record]], cfg: Config) -> tuple[list[tup
         if "filtered" in names:
             le = sum(r["filtered"].trained_to_reach(t) <= B // 2 for r, t in zip(results, targets))
             add("filtered_reaches_re_final_best_within_half_budget", f"{le}/{len(results)}", f"seeds (≤ {B // 2} trained)")
-            wins = sum(r["filtered"].final_best > r["re"].final_best for r in results)
-            ties = sum(r["filtered"].final_best == r["re"].final_best for r in results)
-            add("filtered_vs_re_final_best", f"{wins} better, {ties} equal, {len(results) - wins - ties} worse",
-                "seeds")
+            add("filtered_vs_re_final_best", _wins_text(_paired([r["filtered"].final_best for r in results],
+                                                                [r["re"].final_best for r in results])), "seeds")
 
     # Surrogate as objective at equal trained candidates.
     if "objective" in names:
@@ -376,14 +385,13 @@ def figures(results: Sequence[dict[str, Record]], cfg: Config) -> tuple[list[tup
             add(f"objective_top{k}_re_best_at_same_trained", pm([x[2] for x in rows]), "val_acc (mean ± std)")
             add(f"objective_top{k}_filtered_best_at_same_trained", pm([x[3] for x in rows]), "val_acc (mean ± std)")
             add(f"objective_top{k}_random_best_at_same_trained", pm([x[4] for x in rows]), "val_acc (mean ± std)")
-            w = sum(x[1] > x[2] for x in rows)
-            e = sum(x[1] == x[2] for x in rows)
-            add(f"objective_top{k}_vs_re", f"{w} better, {e} equal, {len(rows) - w - e} worse", "seeds")
+            wins = _paired([x[1] for x in rows], [x[2] for x in rows])
+            add(f"objective_top{k}_vs_re", _wins_text(wins), "seeds")
             imp = sum(x[1] > x[5] for x in rows)
             add(f"objective_top{k}_improves_on_fit_sample", f"{imp}/{len(rows)}", "seeds")
             summary["objective"][k] = {"trained": t_mean, "best": _mean_std([x[1] for x in rows]),
                                        "re": _mean_std([x[2] for x in rows]), "filtered": _mean_std([x[3] for x in rows]),
-                                       "random": _mean_std([x[4] for x in rows]), "wins": (w, e, len(rows) - w - e)}
+                                       "random": _mean_std([x[4] for x in rows]), "wins": wins}
         add("objective_seconds_per_run", f"{statistics.fmean(r['objective'].info['seconds'] for r in results):.2f}",
             f"s (look-ups, fit, {cfg.objective_steps} predicted steps)")
     return lines, summary
@@ -436,12 +444,12 @@ def _spread(xs: Sequence[float]) -> dict[str, float]:
     """Mean, standard deviation (n - 1), median and quartiles of the finite values of ``xs``."""
     import numpy as np
 
-    a = np.array([x for x in xs if math.isfinite(x)], dtype=float)
-    if not len(a):
+    a = [x for x in xs if math.isfinite(x)]
+    if not a:
         return {k: math.nan for k in ("mean", "sd", "median", "q1", "q3")} | {"n": 0}
+    mean, sd = _mean_std(a)
     q1, med, q3 = np.percentile(a, [25, 50, 75])
-    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "median": float(med),
-            "q1": float(q1), "q3": float(q3), "n": int(len(a))}
+    return {"mean": mean, "sd": sd, "median": float(med), "q1": float(q1), "q3": float(q3), "n": len(a)}
 
 
 def nb201_figures(results: Sequence[dict[str, Record]], cfg: Config,
@@ -479,10 +487,8 @@ def nb201_figures(results: Sequence[dict[str, Record]], cfg: Config,
             for c in steps:
                 a = [r["bo"].best_after_steps(c) for r in results]
                 b = [r[other].best_after_steps(c) for r in results]
-                w = sum(x > y for x, y in zip(a, b))
-                e = sum(x == y for x, y in zip(a, b))
-                summary.setdefault("wins", {})[(other, c)] = (w, e, len(a) - w - e)
-                lines.append(f"nb201 bo_vs_{other}@{c}: {w} better, {e} equal, {len(a) - w - e} worse seeds")
+                wins = summary.setdefault("wins", {})[(other, c)] = _paired(a, b)
+                lines.append(f"nb201 bo_vs_{other}@{c}: {_wins_text(wins)} seeds")
     return lines, summary
 
 

@@ -456,6 +456,7 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
     rebuilt: dict[tuple[str, str], Architecture] = {}
 
     def arch_for(old_hash: str, task: str, where: str) -> Architecture:
+        """The architecture for ``task``'s input, stored in ``new`` (opened below) when first built."""
         key = (old_hash, task)
         if key not in rebuilt:
             if old_hash not in rows:
@@ -473,6 +474,7 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
             except ValueError as exc:
                 raise ArchiveError(f"{source}: {where}: {text[:60]!r} is not valid for {task}'s input "
                                    f"{shape}: {exc}") from None
+            new._insert_arch(rebuilt[key])
         return rebuilt[key]
 
     counts = {"evaluations": 0, "features": 0, "history": 0, "runs": 0}
@@ -487,7 +489,6 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
                 (_, h, task, protocol, seed, status, val, metrics, reason, seconds, device, created, version,
                  run) = ev
                 arch = arch_for(h, task, f"evaluation {ev[0]}")
-                new._insert_arch(arch)
                 new._db.execute(
                     "INSERT INTO evaluations (arch_hash, task, protocol, seed, status, val_acc, metrics, reason, "
                     "seconds, device, created, version, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -496,13 +497,11 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
                 counts["evaluations"] += 1
             for h, task, featuriser, version, vector, created in old.execute("SELECT * FROM features"):
                 arch = arch_for(h, task, "a feature vector")
-                new._insert_arch(arch)
                 new._db.execute("INSERT OR IGNORE INTO features VALUES (?, ?, ?, ?, ?, ?)",
                                 (arch.hash, task, featuriser, version, vector, created))
                 counts["features"] += 1
             for step in old.execute("SELECT * FROM search_history ORDER BY run, seq"):
                 arch = arch_for(step[2], step[3], f"search step {step[0]}#{step[1]}")
-                new._insert_arch(arch)
                 new._db.execute("INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 (step[0], step[1], arch.hash, *step[3:]))
                 counts["history"] += 1

@@ -238,7 +238,7 @@ class NB201Task(TabularTask):
 
     def _ops(self, arch: "Architecture | str | Sequence[str]") -> tuple[str, ...]:
         from nas.architecture import Architecture
-        from nas.grammar.hnb201 import GRAMMAR_NAME as HNB201, to_nb201_cell
+        from nas.grammar.hnb201 import GRAMMAR_NAME as HNB201, to_nb201_ops
 
         if isinstance(arch, Architecture):
             if tuple(arch.input_shape) != tuple(self.input_shape):
@@ -246,13 +246,13 @@ class NB201Task(TabularTask):
                     f"{self.name}: architecture is for input {arch.input_shape}, the table is for {self.input_shape}"
                 )
             if arch.grammar.name == HNB201:
-                cell = to_nb201_cell(arch)
-                if cell is None:
+                ops = to_nb201_ops(arch)
+                if ops is None:
                     raise ValueError(
                         f"{self.name}: this {HNB201} architecture is not in the NAS-Bench-201 subset (the benchmark's "
                         "skeleton with one cell of NB201 operations everywhere), so the table has no entry for it"
                     )
-                return parse_cell_string(cell)
+                return ops
             return cell_ops(arch)
         if isinstance(arch, str):
             text = arch.strip()

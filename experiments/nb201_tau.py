@@ -58,16 +58,14 @@ class ModelConfig:
 
     def make(self, seed: int) -> Any:
         """A fresh regressor for split ``seed`` (one thread)."""
+        from surrogates.tabular import build_model
+
+        if self.kind not in ("rf", "xgb"):
+            raise ValueError(f"unknown model kind {self.kind!r}")
+        params = dict(self.params)
         if self.kind == "rf":
-            from sklearn.ensemble import RandomForestRegressor
-
-            return RandomForestRegressor(n_estimators=self.n_estimators, max_features=self.max_features,
-                                         random_state=seed, n_jobs=1, **dict(self.params))
-        if self.kind == "xgb":
-            from xgboost import XGBRegressor
-
-            return XGBRegressor(random_state=seed, n_jobs=1, **dict(self.params))
-        raise ValueError(f"unknown model kind {self.kind!r}")
+            params = {"n_estimators": self.n_estimators, "max_features": self.max_features, **params}
+        return build_model(self.kind, seed, 1, params)
 
     @property
     def label(self) -> str:

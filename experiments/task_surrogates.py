@@ -47,35 +47,28 @@ LM_PARAMS = dict(encoding="tokens", grammar="einspace", epochs=10, lr=1e-4, batc
                  target="ecdf", progress=False)
 
 
-def _tau(pred: np.ndarray, truth: np.ndarray) -> float:
+def fit_tau(X: np.ndarray, y: np.ndarray, model: str, train: np.ndarray, test: np.ndarray, seed: int = 0) -> float:
+    """τ on rows ``test`` of a ``model`` fitted on rows ``train``."""
     from surrogates.metrics import kendall_tau
+    from surrogates.workflows import make_model
 
-    return float(kendall_tau(truth, pred))
+    m = make_model(model, None, "graf,zcp", seed)
+    m.fit(X[train], y[train])
+    return float(kendall_tau(y[test], m.predict(X[test])))
 
 
 def split_tau(X: np.ndarray, y: np.ndarray, model: str, seed: int, test_fraction: float = 0.25) -> float:
     """τ on a random ``test_fraction`` of the rows of a model fitted on the rest (failures, y = 0, dropped
-    from training and kept in the test part)."""
-    from surrogates.workflows import make_model
+    from training and kept in the test part; ``surrogates.workflows.split_rows``)."""
+    from surrogates.workflows import split_rows
 
-    order = np.random.default_rng(seed).permutation(len(y))
-    cut = int(round(len(y) * (1 - test_fraction)))
-    train = np.array([i for i in order[:cut] if y[i] > 0])
-    test = order[cut:]
-    m = make_model(model, None, "graf,zcp", seed)
-    m.fit(X[train], y[train])
-    return _tau(m.predict(X[test]), y[test])
+    return fit_tau(X, y, model, *split_rows(y, test_fraction, seed), seed=seed)
 
 
 def window_tau(X: np.ndarray, y: np.ndarray, model: str, limit: int, width: int = 100, seed: int = 0) -> float:
     """τ on rows ``limit .. limit+width`` of a model fitted on rows ``0 .. limit`` (evaluation order)."""
-    from surrogates.workflows import make_model
-
     train = np.array([i for i in range(limit) if y[i] > 0])
-    test = np.arange(limit, min(limit + width, len(y)))
-    m = make_model(model, None, "graf,zcp", seed)
-    m.fit(X[train], y[train])
-    return _tau(m.predict(X[test]), y[test])
+    return fit_tau(X, y, model, train, np.arange(limit, min(limit + width, len(y))), seed)
 
 
 def lm_split_tau(archive: Any, task: str, seed: int) -> float:
@@ -115,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
     with Archive(args.archive) as archive:
-        tasks = args.tasks.split(",") if args.tasks else sorted({t for t, _, _ in archive.tasks()})
-        data = task_datasets(archive, tasks, "graf,zcp")
+        data = task_datasets(archive, args.tasks.split(",") if args.tasks else None, "graf,zcp")
+        tasks = [d.name for d in data]
         t_feat = time.perf_counter() - t0
         rows, means = [], {}
         for d in data:
@@ -155,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for protocol in ("one-to-one", "leave-one-out"):
                 for model in TABULAR:
                     out = os.path.join(args.out, f"transfer_{protocol.replace('-', '_')}_{model}")
-                    table = transfer_study(archive, protocol, model, "graf,zcp", tasks, out, seed=0)
+                    table = transfer_study(archive, protocol, model, "graf,zcp", tasks, out, seed=0, data=data)
                     transfer.append(f"### {protocol}, {model}\n\n{table}\n")
                     print(f"{protocol} {model}\n{table}", flush=True)
     text = "\n".join([

@@ -62,9 +62,6 @@ PATH_STATS: tuple[str, ...] = ("path_shortest", "path_longest", "path_count")
 UNREACHABLE_LENGTH = -1.0
 
 _VOCAB_INDEX = {label: i for i, label in enumerate(VOCABULARY)}
-_L = len(VOCABULARY)
-_S = 1 + len(PATH_GROUPS)  # path-statistics subsets: the full graph, then one per removed group
-_GROUP_INDEX = {group: i for i, group in enumerate(PATH_GROUPS)}
 
 _DIRECT = {
     "sequential": "sequential_module", "routing": "routing_module", "computation": "computation_module",
@@ -124,24 +121,6 @@ def label_group(name: str) -> str | None:
     return "other"
 
 
-def _published_names() -> list[str]:
-    return [f"{family}_{label}" for family in FAMILIES for label in VOCABULARY]
-
-
-def _extra_names() -> list[str]:
-    names = list(DESCRIPTORS)
-    for stat in PATH_STATS:
-        names.append(stat)
-        names.extend(f"{stat}_no_{group}" for group in PATH_GROUPS)
-    return names
-
-
-#: Column names: the 385 published columns, then the descriptors and path statistics.
-PUBLISHED_FEATURE_NAMES: tuple[str, ...] = tuple(_published_names())
-EXTRA_FEATURE_NAMES: tuple[str, ...] = tuple(_extra_names())
-FEATURE_NAMES: tuple[str, ...] = PUBLISHED_FEATURE_NAMES + EXTRA_FEATURE_NAMES
-
-
 @dataclass(frozen=True)
 class Vocabulary:
     """What GRAF counts: ``labels`` (columns of every family, in order), ``translate`` (op name -> label or
@@ -173,6 +152,11 @@ class Vocabulary:
 
 
 EINSPACE_VOCABULARY = Vocabulary("einspace", VOCABULARY, translate_label, PATH_GROUPS, label_group)
+
+#: Column names: the 385 published columns, then the descriptors and path statistics.
+FEATURE_NAMES: tuple[str, ...] = EINSPACE_VOCABULARY.feature_names()
+PUBLISHED_FEATURE_NAMES: tuple[str, ...] = EINSPACE_VOCABULARY.feature_names(extras=False)
+EXTRA_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[len(PUBLISHED_FEATURE_NAMES):]
 
 
 @functools.lru_cache(maxsize=16)
@@ -251,8 +235,9 @@ def graph_features(
     """
     vocab = EINSPACE_VOCABULARY if vocabulary is None else vocabulary
     translate, group_of, vocab_index, group_index = vocab.translate, vocab.group_of, vocab.index, vocab.group_index
-    _L = len(vocab.labels)  # local sizes of this vocabulary (the module's are the published vocabulary's)
-    _S = 1 + len(vocab.groups)
+    L = len(vocab.labels)  # label columns of this vocabulary
+    # path-statistics subsets: the full graph, then one per removed group
+    S = 1 + len(vocab.groups)
     if source is None or sink is None:
         found_source, found_sink = find_endpoints(graph)
         source = found_source if source is None else source
@@ -303,18 +288,18 @@ def graph_features(
     # aggregated by max over predecessors; path counts (S columns) by a weighted sum (a compact graph's edge
     # into a replicated module's join stands for several parallel edges).  -inf marks "no path from the
     # source" (for the subsets: no path avoiding the removed group).
-    allowed = np.ones((n, _S), dtype=bool)
+    allowed = np.ones((n, S), dtype=bool)
     has_group = grp >= 0
     allowed[np.flatnonzero(has_group), 1 + grp[has_group]] = False
-    inc = np.zeros((n, 2 * _L + 2 * _S))
+    inc = np.zeros((n, 2 * L + 2 * S))
     has_label = np.flatnonzero(lab >= 0)
     inc[has_label, lab[has_label]] = 1.0
-    inc[has_label, _L + lab[has_label]] = -1.0
-    inc[:, 2 * _L : 2 * _L + _S] = np.where(allowed, 1.0, -np.inf)
-    inc[:, 2 * _L + _S :] = np.where(allowed, -1.0, -np.inf)
+    inc[has_label, L + lab[has_label]] = -1.0
+    inc[:, 2 * L : 2 * L + S] = np.where(allowed, 1.0, -np.inf)
+    inc[:, 2 * L + S :] = np.where(allowed, -1.0, -np.inf)
     allowed_f = allowed.astype(float)
     dp = np.empty_like(inc)
-    count = np.empty((n, _S))
+    count = np.empty((n, S))
     for i in range(n):
         p = preds[i]
         f = factors[i]
@@ -332,43 +317,43 @@ def graph_features(
             total = count[p].sum(axis=0) if f is None else np.asarray(f) @ count[p]
             np.multiply(total, allowed_f[i], out=count[i])
 
-    out = np.zeros(7 * _L + (4 + 3 * _S if extras else 0))
+    out = np.zeros(7 * L + (4 + 3 * S if extras else 0))
     row = dp[t]
-    reachable = np.isfinite(row[2 * _L])
+    reachable = np.isfinite(row[2 * L])
     num_nodes = mult.sum()  # |V| of the expanded graph
-    cnt = out[0:_L]
+    cnt = out[0:L]
     if has_label.size:
-        cnt += np.bincount(lab[has_label], weights=mult[has_label], minlength=_L)
+        cnt += np.bincount(lab[has_label], weights=mult[has_label], minlength=L)
     for name, k in graph.graph.get("nonterminals", {}).items():
         v = translate(name)
         if v is not None:
             cnt[vocab_index[v]] += k
     if reachable:
-        out[_L : 2 * _L] = row[:_L]
-        out[2 * _L : 3 * _L] = -row[_L : 2 * _L]
-    for offset, end, neighbours in ((3 * _L, s, succ_map[source]), (4 * _L, t, pred_map[sink])):
+        out[L : 2 * L] = row[:L]
+        out[2 * L : 3 * L] = -row[L : 2 * L]
+    for offset, end, neighbours in ((3 * L, s, succ_map[source]), (4 * L, t, pred_map[sink])):
         for node, edge in neighbours.items():  # neighbours of one instance of the end node
             k = lab[index[node]]
             if k >= 0:
                 out[offset + k] += edge.get("copies", 1) / mult[end]
     if has_label.size:
-        out[5 * _L : 6 * _L] = np.bincount(lab[has_label], weights=indeg[has_label], minlength=_L) / num_nodes
-        out[6 * _L : 7 * _L] = np.bincount(lab[has_label], weights=outdeg[has_label], minlength=_L) / num_nodes
+        out[5 * L : 6 * L] = np.bincount(lab[has_label], weights=indeg[has_label], minlength=L) / num_nodes
+        out[6 * L : 7 * L] = np.bincount(lab[has_label], weights=outdeg[has_label], minlength=L) / num_nodes
     if extras:
         meta = graph.graph
-        base = 7 * _L
+        base = 7 * L
         out[base : base + 4] = (
             float(meta.get("depth", math.nan)),
             float(meta.get("tree_terminals", math.nan)),
             float(meta.get("tree_nonterminals", math.nan)),
             _feature_size(node_attrs[sink].get("shape")),
         )
-        longest = row[2 * _L : 2 * _L + _S]
-        shortest = -row[2 * _L + _S :]
+        longest = row[2 * L : 2 * L + S]
+        shortest = -row[2 * L + S :]
         base += 4
-        out[base : base + _S] = np.where(np.isfinite(shortest), shortest, UNREACHABLE_LENGTH)
-        out[base + _S : base + 2 * _S] = np.where(np.isfinite(longest), longest, UNREACHABLE_LENGTH)
-        out[base + 2 * _S : base + 3 * _S] = count[t]
+        out[base : base + S] = np.where(np.isfinite(shortest), shortest, UNREACHABLE_LENGTH)
+        out[base + S : base + 2 * S] = np.where(np.isfinite(longest), longest, UNREACHABLE_LENGTH)
+        out[base + 2 * S : base + 3 * S] = count[t]
     return out
 
 
@@ -391,11 +376,19 @@ class GRAF(TransformerMixin, BaseEstimator):
     def __init__(self, extras: bool = True) -> None:
         self.extras = extras
 
+    def _vocabulary(self) -> "Vocabulary":
+        return EINSPACE_VOCABULARY
+
+    def _check_grammar(self, i: int, grammar: Any, vocab: "Vocabulary") -> None:
+        if grammar is not None and not str(grammar).startswith("einspace"):
+            log.warning("GRAF: item %d is from grammar %r; the label vocabulary is einspace's", i, grammar)
+
     def fit(self, X: Sequence[Any], y: Any = None) -> "GRAF":
         self.n_features_out_ = len(self.get_feature_names_out())
         return self
 
     def transform(self, X: Iterable["Architecture | nx.DiGraph"]) -> np.ndarray:
+        vocab = self._vocabulary()
         rows = []
         for i, item in enumerate(X):
             if isinstance(item, nx.DiGraph):
@@ -403,14 +396,13 @@ class GRAF(TransformerMixin, BaseEstimator):
             elif hasattr(item, "root") and hasattr(item, "node_at"):
                 graph = to_graph(item, expand=False)  # same values as expanded, size of the tree
             else:
-                raise TypeError(f"GRAF.transform: item {i} is a {type(item).__name__}, expected an Architecture or a DiGraph")
-            grammar = graph.graph.get("grammar")
-            if grammar is not None and not str(grammar).startswith("einspace"):
-                log.warning("GRAF: item %d is from grammar %r; the label vocabulary is einspace's", i, grammar)
-            rows.append(graph_features(graph, extras=self.extras))
+                raise TypeError(f"{type(self).__name__}.transform: item {i} is a {type(item).__name__}, expected an "
+                                "Architecture or a DiGraph")
+            self._check_grammar(i, graph.graph.get("grammar"), vocab)
+            rows.append(graph_features(graph, extras=self.extras, vocabulary=vocab))
         width = len(self.get_feature_names_out())
         out = np.vstack(rows) if rows else np.zeros((0, width))
-        log.debug("GRAF: %d architectures -> %d columns", out.shape[0], width)
+        log.debug("%s: %d architectures -> %d columns", type(self).__name__, out.shape[0], width)
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -422,7 +414,7 @@ class GRAF(TransformerMixin, BaseEstimator):
         return tags
 
 
-class GrammarGRAF(TransformerMixin, BaseEstimator):
+class GrammarGRAF(GRAF):
     """GRAF features (``graph_features``, the same families, descriptors and path statistics as ``GRAF``) of
     architectures of ``grammar`` over that grammar's own vocabulary (``grammar_vocabulary``): for grammars
     other than einspace, whose op names are outside the published vocabulary (``hnb201``).  Takes
@@ -435,34 +427,15 @@ class GrammarGRAF(TransformerMixin, BaseEstimator):
         self.grammar = grammar
         self.extras = extras
 
-    def fit(self, X: Sequence[Any], y: Any = None) -> "GrammarGRAF":
-        self.n_features_out_ = len(self.get_feature_names_out())
-        return self
+    def _vocabulary(self) -> "Vocabulary":
+        return grammar_vocabulary(self.grammar)
 
-    def transform(self, X: Iterable["Architecture | nx.DiGraph"]) -> np.ndarray:
-        vocab = grammar_vocabulary(self.grammar)
-        rows = []
-        for i, item in enumerate(X):
-            if isinstance(item, nx.DiGraph):
-                graph = item
-            elif hasattr(item, "root") and hasattr(item, "node_at"):
-                graph = to_graph(item, expand=False)
-            else:
-                raise TypeError(f"GrammarGRAF.transform: item {i} is a {type(item).__name__}, expected an Architecture or a DiGraph")
-            found = graph.graph.get("grammar")
-            if found is not None and found != vocab.name:
-                raise ValueError(f"GrammarGRAF({self.grammar!r}): item {i} is from grammar {found!r}")
-            rows.append(graph_features(graph, extras=self.extras, vocabulary=vocab))
-        width = len(self.get_feature_names_out())
-        return np.vstack(rows) if rows else np.zeros((0, width))
+    def _check_grammar(self, i: int, grammar: Any, vocab: "Vocabulary") -> None:
+        if grammar is not None and grammar != vocab.name:
+            raise ValueError(f"GrammarGRAF({self.grammar!r}): item {i} is from grammar {grammar!r}")
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(grammar_vocabulary(self.grammar).feature_names(self.extras), dtype=object)
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False  # stateless
-        return tags
 
 
 # --------------------------------------------------------------------------------------------------

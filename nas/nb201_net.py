@@ -25,7 +25,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from nas.compile import DagModule
-from nas.grammar.nb201 import CELLS_PER_STAGE, EDGES, NUM_STAGES, OPS, STEM_CHANNELS, validate_ops
+from nas.grammar.nb201 import CELL_EDGES, CELLS_PER_STAGE, NUM_STAGES, OPS, STEM_CHANNELS, validate_ops
 
 
 class ReLUConvBN(nn.Sequential):
@@ -105,7 +105,7 @@ def edge_op(name: str, channels: int) -> nn.Module:
 def nb201_cell(ops: Sequence[str], channels: int) -> DagModule:
     """The cell with edge operations ``ops`` (standard edge order) at ``channels`` channels."""
     ops = validate_ops(ops)
-    return DagModule([(s, t) for t, s in EDGES], [edge_op(op, channels) for op in ops])
+    return DagModule(CELL_EDGES, [edge_op(op, channels) for op in ops])
 
 
 def nb201_backbone(ops: Sequence[str], in_channels: int = 3) -> nn.Sequential:

@@ -94,6 +94,15 @@ def scatter(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: str = "") 
     fig.savefig(path)
 
 
+def split_rows(y: Any, test_fraction: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` row indices of a seeded random split: a ``test_fraction`` of the rows test, failures
+    (``y`` ≤ 0) kept there and dropped from the training rows, as published."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    order = np.random.default_rng(seed).permutation(len(y))
+    cut = int(round(len(y) * (1 - test_fraction)))
+    return np.array([i for i in order[:cut] if y[i] > 0], dtype=np.int64), order[cut:]
+
+
 def evaluate_split(archive: Any, task: str, model: str = "rf", features: str = "graf,zcp", test_fraction: float = 0.25,
                    protocol: str | None = None, seed: int = 0, plot: str | None = None,
                    **lm_params: Any) -> dict[str, float]:
@@ -102,10 +111,7 @@ def evaluate_split(archive: Any, task: str, model: str = "rf", features: str = "
     archs, y = archive.dataset(task, protocol, include_failed=True, failed_value=0.0)
     if len(archs) < 8:
         raise ValueError(f"{archive.path}: only {len(archs)} evaluated architectures of {task!r}; need at least 8")
-    order = np.random.default_rng(seed).permutation(len(archs))
-    cut = int(round(len(archs) * (1 - test_fraction)))
-    train = [i for i in order[:cut] if y[i] > 0]
-    test = order[cut:]
+    train, test = split_rows(y, test_fraction, seed)
     surrogate = make_model(model, task, features, seed, **lm_params)
     _fit(surrogate, archive, task, protocol, [archs[i] for i in train], y[train])
     pred = _predict(surrogate, archive, task, [archs[i] for i in test])
@@ -151,18 +157,21 @@ def task_datasets(archive: Any, tasks: Sequence[str] | None = None, features: st
 
 def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf", features: str = "graf,zcp",
                    tasks: Sequence[str] | None = None, out: str = "runs/transfer", seed: int = 0,
-                   normalisation: str | None = None, min_source_tau: float | None = None) -> str:
+                   normalisation: str | None = None, min_source_tau: float | None = None,
+                   data: Sequence[Any] | None = None) -> str:
     """One-to-one (every source → target pair, diagonal = within-task halves) or leave-one-out transfer
     between the archive's tasks; writes ``tau.md``, ``tau.csv`` and ``tau.png`` to ``out`` and returns the
     Markdown table.  ``min_source_tau`` (leave-one-out only) screens out sources without a ranking signal
-    of their own (``surrogates.transfer.leave_one_out``)."""
+    of their own (``surrogates.transfer.leave_one_out``).  ``data``: the ``task_datasets`` of these tasks,
+    when the caller has them already (they are loaded from the archive otherwise)."""
     from surrogates.transfer import heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
 
     if model == "lm":
         raise ValueError("transfer studies run on tabular surrogates (rf, xgb, ensemble); fine-tune the LM with "
                          "nas surrogate fit --model lm")
     os.makedirs(out, exist_ok=True)
-    data = task_datasets(archive, tasks, features)
+    if data is None:
+        data = task_datasets(archive, tasks, features)
     if len(data) < 2:
         raise ValueError(f"{archive.path}: transfer needs at least two tasks with evaluations")
 

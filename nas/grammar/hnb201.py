@@ -70,11 +70,13 @@ architectures up.  Cells whose every input-output path has a ``none`` edge have 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Sequence
 
 from nas.grammar.core import Budget, Chain, Dag, Flow, Grammar, Signal, Terminal
 from nas.grammar.nb201 import (
-    EDGES,
+    CELL_EDGES,
+    OPS,
     STEM_CHANNELS,
     conv_cost,
     input_problem,
@@ -98,7 +100,6 @@ DEFAULT_INPUT_SHAPE = (3, 32, 32)
 #: Edges of the topologies, as ``(source, target)`` with node 0 the input and the last node the output.
 RESIDUAL2_EDGES = ((0, 1), (0, 2), (1, 2))
 RESIDUAL3_EDGES = ((0, 1), (1, 2), (0, 3), (2, 3))
-CELL_EDGES = tuple((s, t) for t, s in EDGES)
 
 #: The default budget: no bound on tree size, whose largest derivation has 1,326 nodes (``Budget()``'s 400
 #: would bias sampling towards cheap cells late in the network); the other limits are ``Budget()``'s.
@@ -108,14 +109,6 @@ DEFAULT_BUDGET = Budget(max_nodes=2_000)
 #: stages, the stages' topologies over blocks, the blocks' topologies over cells, the cells, the conv blocks.
 HIERARCHY: tuple[tuple[str, ...], ...] = (("D2",), ("D1", "D0"), ("C", "DOWN"), ("CELL",), ("CONVBLOCK",))
 
-#: Cell operations of the NAS-Bench-201 subset: hnb201 edge (as a compact string) -> NB201 operation.
-_TO_NB201 = {
-    "id": "skip_connect",
-    "zero": "none",
-    "avg_pool": "avg_pool_3x3",
-    "Linear1(Linear3(relu, conv3x3o, batch))": "nor_conv_3x3",
-    "Linear1(Linear3(relu, conv1x1o, batch))": "nor_conv_1x1",
-}
 
 
 def _image(flow: Flow) -> tuple[int, int, int] | None:
@@ -363,8 +356,8 @@ def from_nb201_cell(
     return Architecture(_nb201_tree(node), input_shape, GRAMMAR_NAME)
 
 
-def to_nb201_cell(arch: "Architecture") -> str | None:
-    """The NAS-Bench-201 cell string of an hnb201 architecture in the NAS-Bench-201 subset (module
+def to_nb201_ops(arch: "Architecture") -> tuple[str, ...] | None:
+    """The six NAS-Bench-201 edge operations of an hnb201 architecture in the NAS-Bench-201 subset (module
     docstring), else ``None``."""
     from nas.grammar.derive import subtree_at
 
@@ -376,20 +369,18 @@ def to_nb201_cell(arch: "Architecture") -> str | None:
         return None
     if cell.op != "Cell" or arch.root != _nb201_tree(cell):
         return None
-    grammar = arch.grammar
-    ops = []
-    for child in cell.children:
-        op = _TO_NB201.get(_compact_at(child, "OPS", grammar))
-        if op is None:
-            return None
-        ops.append(op)
-    return to_cell_string(ops)
+    edge_ops = _edge_ops()
+    ops = tuple(edge_ops.get(child) for child in cell.children)
+    return None if None in ops else ops  # type: ignore[return-value]
 
 
-def _compact_at(node: "Node", level: str, grammar: Grammar) -> str:
-    """Compact string of a subtree rooted at ``level`` (``nas.notation.to_compact`` starts at the start level)."""
-    op = grammar.operation(level, node.op)
-    if op is None or not node.children:
-        return node.op
-    parts = [_compact_at(c, lv, grammar) for c, lv in zip(node.children, op.children)]
-    return f"{node.op}{op.brackets[0]}{', '.join(parts)}{op.brackets[1]}"
+def to_nb201_cell(arch: "Architecture") -> str | None:
+    """The NAS-Bench-201 cell string of an hnb201 architecture in the NAS-Bench-201 subset, else ``None``."""
+    ops = to_nb201_ops(arch)
+    return None if ops is None else to_cell_string(ops)
+
+
+@cache
+def _edge_ops() -> "dict[Node, str]":
+    """hnb201 edge subtree -> NAS-Bench-201 operation (``_edge_node`` inverted)."""
+    return {_edge_node(op): op for op in OPS}

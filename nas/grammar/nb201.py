@@ -67,6 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: The six edges as ``(target, source)`` node pairs, in the standard order of the cell string.
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+#: The same edges as ``(source, target)``, the order ``Dag`` and ``nas.compile.DagModule`` take.
+CELL_EDGES: tuple[tuple[int, int], ...] = tuple((s, t) for t, s in EDGES)
 #: The grammar level of each edge, in edge order.
 EDGE_LEVELS: tuple[str, ...] = tuple(f"edge_{t}_{s}" for t, s in EDGES)
 NUM_NODES = 4
@@ -228,7 +230,7 @@ class NB201Network(Dag):
     skeleton's; the compiler builds it with ``nas.nb201_net.nb201_backbone``."""
 
     def __init__(self, grammar: str, level: str, children: Sequence[str]) -> None:
-        super().__init__(CELL, level, children, [(s, t) for t, s in EDGES], "()")
+        super().__init__(CELL, level, children, CELL_EDGES, "()")
         self.grammar = grammar
 
     def enter(self, flow: Flow) -> Flow | None:

@@ -223,11 +223,10 @@ def log_error(acc: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Fit:
-    """The GP of one history length: training hashes, their targets and feature maps, the kernel matrix."""
+    """The GP of one history length: training architectures, their targets, the kernel matrix."""
 
     upto: int
     archs: list[Architecture]
-    hashes: list[str]
     y: np.ndarray
     gp: KernelGP
     K: np.ndarray
@@ -358,9 +357,9 @@ class BayesianOptimisation(Strategy):
         gp = KernelGP().fit(K, y)
         self.surrogate_seconds += time.perf_counter() - t0
         self.num_fits += 1
-        ok = [m.fitness for m in self.history[:upto] if math.isfinite(m.fitness)]
-        best = float(np.max(log_error(np.array(ok)) if self.target == "log_error" else ok))
-        self._fit = _Fit(upto, archs, [a.hash for a in archs], y, gp, K, best)
+        top = self.best().fitness  # a training set exists, so some result succeeded
+        best = float(log_error(np.array([top]))[0]) if self.target == "log_error" else float(top)
+        self._fit = _Fit(upto, archs, y, gp, K, best)
         log.debug("GP on %d architectures: signal %.3g, noise %.3g, lml %.2f", len(archs), gp.signal, gp.noise, gp.lml)
         return self._fit
 
@@ -437,7 +436,7 @@ class BayesianOptimisation(Strategy):
             return arch, {"kind": "random", "proposed": 1, "reason": "empty pool"}
         t0 = time.perf_counter()
         gp, train = fit.gp, fit.archs
-        trained = set(fit.hashes)
+        trained = {a.hash for a in fit.archs}
         pending = [a for h, a in self._pending.items() if h not in trained]
         if pending:  # kriging believer: condition on the posterior mean at the in-flight asks
             kp = self.gram(train, pending)
@@ -452,7 +451,7 @@ class BayesianOptimisation(Strategy):
         i = int(np.argmax(ei))
         self.surrogate_seconds += time.perf_counter() - t0
         info = {"kind": "bo", "proposed": len(pool), "predicted": float(mean[i]), "std": float(std[i]),
-                "ei": float(ei[i]), "signal": gp.signal, "noise": gp.noise, "train": len(fit.hashes),
+                "ei": float(ei[i]), "signal": gp.signal, "noise": gp.noise, "train": len(fit.archs),
                 "pending": len(pending)}
         return pool[i], info
 

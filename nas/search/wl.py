@@ -94,24 +94,17 @@ class WLKernel:
                 raise ValueError(f"WL kernel: node {node!r} has no {key!r} attribute")
             labels[node] = self._compress((0, str(value)))
         counts: Counter[int] = Counter(labels.values())
-        directed = graph.is_directed()
-        if directed:
-            preds = {n: list(graph.predecessors(n)) for n in graph.nodes} if self.direction != "out" else None
-            succs = {n: list(graph.successors(n)) for n in graph.nodes} if self.direction != "in" else None
+        # whose labels a node's signature collects: all neighbours, or (directed) predecessors and/or successors
+        if not graph.is_directed():
+            sides = [graph.neighbors]
         else:
-            neigh = {n: list(graph.neighbors(n)) for n in graph.nodes}
+            sides = {"in": [graph.predecessors], "out": [graph.successors]}.get(
+                self.direction, [graph.predecessors, graph.successors])
+        maps = [{n: list(side(n)) for n in graph.nodes} for side in sides]
         for it in range(1, self.h + 1):
             new: dict[Hashable, int] = {}
             for node, old in labels.items():
-                if not directed:
-                    sig: tuple = (it, old, tuple(sorted(labels[u] for u in neigh[node])))
-                elif self.direction == "in":
-                    sig = (it, old, tuple(sorted(labels[u] for u in preds[node])))  # type: ignore[index]
-                elif self.direction == "out":
-                    sig = (it, old, tuple(sorted(labels[u] for u in succs[node])))  # type: ignore[index]
-                else:
-                    sig = (it, old, tuple(sorted(labels[u] for u in preds[node])),  # type: ignore[index]
-                           tuple(sorted(labels[u] for u in succs[node])))  # type: ignore[index]
+                sig = (it, old, *(tuple(sorted(labels[u] for u in m[node])) for m in maps))
                 new[node] = self._compress(sig)
             labels = new
             counts.update(labels.values())
