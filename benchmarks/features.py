@@ -81,7 +81,7 @@ def main() -> None:
     from features.graf import GRAF
     from features.zcp import ALL, ZeroCostProxies, compute_proxies
     from nas.compile import compile_architecture
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
 
     torch.set_num_threads(args.threads)
     logging.getLogger("features.zcp").setLevel(logging.ERROR)  # NaN proxies are counted, not warned

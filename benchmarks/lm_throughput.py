@@ -48,7 +48,7 @@ def main() -> None:
     from data.training import machine
     from features.encodings import grammar_tokens
     from nas.grammar import Budget
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
     from nas.seeds import get_seed
     from surrogates.lm import LMSurrogate, default_model_path
 

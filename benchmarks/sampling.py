@@ -30,7 +30,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from nas.compile import build_backbone
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
 
     sampler = Sampler("einspace", args.shape)
     rng = np.random.default_rng(args.seed)

@@ -28,7 +28,7 @@ runner and are reported separately (``canonical repeats``).
 
 One ``name: value unit`` line per figure, then a Markdown table.
 
-``--nb201`` is the strategy comparison of issue 7: random search, RE, filtered RE and BO (population = the
+``--nb201`` is the strategy comparison: random search, RE, filtered RE and BO (population = the
 first ``--population`` value for RE and filtered RE), best validation accuracy after 100 and ``--budget``
 evaluations in %, mean with standard deviation and interquartile range over the paired seeds, as lines
 ``nb201 bo best@100: 91.23 % (sd 0.41, IQR 90.95-91.53)``, paired win counts of BO against each other
@@ -57,6 +57,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # like the project's packages (surrogates.py, features.py) would shadow them: drop it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import numpy as np  # noqa: E402  (after OMP_NUM_THREADS is set)
+
+from nas.search.best import running_best  # noqa: E402  (after benchmarks/ left sys.path)
 
 TASK = "nb201-cifar10"
 STRATEGIES = ("random", "re", "filtered", "objective")
@@ -100,8 +104,8 @@ class Record:
 
     def best_after_steps(self, n: int) -> float:
         """Best validation accuracy among the first ``n`` history rows (NaN if none succeeded)."""
-        ok = [v for v in self.vals[:n] if math.isfinite(v)]
-        return max(ok) if ok else math.nan
+        curve = running_best(self.vals[:n])
+        return float(curve[-1]) if len(curve) else math.nan
 
     def trained_at_steps(self, n: int) -> int:
         return sum(self.trained[:n])
@@ -109,26 +113,15 @@ class Record:
     def best_after_trained(self, t: int) -> float:
         """Best validation accuracy once ``t`` candidates were trained (rows up to, and excluding, the
         ``t+1``-th trained one: look-ups in between repeat known values).  NaN when the run trained fewer."""
-        if sum(self.trained) < t:
+        positions = [i for i, tr in enumerate(self.trained) if tr]
+        if len(positions) < t:
             return math.nan
-        count, best = 0, -math.inf
-        for v, tr in zip(self.vals, self.trained):
-            if tr:
-                if count == t:
-                    break
-                count += 1
-            if math.isfinite(v):
-                best = max(best, v)
-        return best if math.isfinite(best) else math.nan
+        return self.best_after_steps(positions[t] if t < len(positions) else len(self.vals))
 
     def trained_to_reach(self, target: float) -> float:
         """Trained candidates (1-based count) when the best-so-far first reaches ``target``; ``inf`` if never."""
-        count = 0
-        for v, tr in zip(self.vals, self.trained):
-            count += int(tr)
-            if math.isfinite(v) and v >= target:
-                return float(max(count, 1))
-        return math.inf
+        reached = np.flatnonzero(running_best(self.vals) >= target)  # NaN (nothing yet) never reaches
+        return float(max(int(np.cumsum(self.trained)[reached[0]]), 1)) if len(reached) else math.inf
 
     @property
     def final_best(self) -> float:
@@ -137,7 +130,7 @@ class Record:
 
 def _record(archive: Any, runs: Sequence[str], task: Any) -> Record:
     """The concatenated history of ``runs`` in ``archive`` (in order) as a ``Record``."""
-    from nas.search.runner import TRAINED, run_history, summarize
+    from nas.search.history import TRAINED, run_history, summarize
 
     vals, trained, repeat, hashes = [], [], [], []
     seen_cells: set[str] = set()
@@ -179,8 +172,6 @@ def make_strategy(name: str, seed: int, cfg: Config, task: Any, surrogate: Any =
 
 def run_seed(seed: int, cfg: Config, strategies: Sequence[str] = STRATEGIES) -> dict[str, Record]:
     """Every strategy of ``strategies`` for one seed, each in its own temporary archive."""
-    import numpy as np
-
     from data.archive import Archive
     from data.tasks import get_task
     from nas.search import run_history, run_search
@@ -442,8 +433,6 @@ def markdown(summaries: Sequence[dict[str, Any]], cfg: Config) -> str:
 
 def _spread(xs: Sequence[float]) -> dict[str, float]:
     """Mean, standard deviation (n - 1), median and quartiles of the finite values of ``xs``."""
-    import numpy as np
-
     a = [x for x in xs if math.isfinite(x)]
     if not a:
         return {k: math.nan for k in ("mean", "sd", "median", "q1", "q3")} | {"n": 0}

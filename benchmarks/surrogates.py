@@ -77,8 +77,8 @@ def tabular(prefix: str, X_fit: np.ndarray, y_fit: np.ndarray, X_pred: np.ndarra
     n_fit, n_pred = len(X_fit), len(X_pred)
     for model in MODELS:
         sur = TabularSurrogate(model, random_state=0)
-        fit_s, _ = timed(lambda: sur.fit(X_fit, y_fit, feature_names=names), repeats)
-        pred_s, pred = timed(lambda: sur.predict(X_pred), repeats)
+        fit_s, _ = timed(lambda: sur.fit_matrix(X_fit, y_fit, names), repeats)
+        pred_s, pred = timed(lambda: sur.predict_matrix(X_pred), repeats)
         emit(f"{prefix}_{model}_fit_{n_fit}", f"{fit_s:.3f}", f"s ({X_fit.shape[1]} features, n_jobs=1)")
         emit(f"{prefix}_{model}_predict_{n_pred}", f"{pred_s * 1e3:.1f}", f"ms ({n_pred / pred_s:,.0f} archs/s)")
         if y_pred is not None:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     from data.training import machine
     from features.pipeline import make_featuriser
     from nas.grammar import Budget
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
 
     def emit(name: str, value: str, unit: str = "") -> None:
         print(f"{name}: {value} {unit}".rstrip(), flush=True)

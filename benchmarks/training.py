@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from data.archive import Archive
-from data.evaluate import CPU_BUDGET
+from nas.search.budgets import CPU_BUDGET
 from data.tasks import get_task
 from data.training import PROTOCOLS, Evaluation, machine
 from nas.compile import compile_architecture
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.seeds import SEEDS, get_seed
 
 OFFLINE = ("addnist-mini", "multnist-mini", "cifartile-mini", "language-mini", "gutenberg-mini", "chesseract-mini")

@@ -1,1 +1,1 @@
-"""data package (filled by later issues)."""
+"""The data layer: tasks and their registry, generators and loaders, training, evaluation jobs and the archive."""

@@ -23,7 +23,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from nas.architecture import Architecture
-from data.training import FAILED, OK, Evaluation, software_version, _now
+from data.tasks import get_task
+from data.training import FAILED, OK, Evaluation, timestamp
+from nas.jsonsafe import jsonable
+from nas.versions import software_version
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +167,7 @@ class Archive:
         self._db.execute(
             "INSERT OR IGNORE INTO architectures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (arch.hash, arch.grammar.name, json.dumps(list(arch.input_shape)), arch.to_string(), arch.to_json(),
-             arch.num_nodes, arch.num_params, arch.flops, _now()),
+             arch.num_nodes, arch.num_params, arch.flops, timestamp()),
         )
 
     def add_architecture(self, arch: Architecture) -> str:
@@ -209,8 +212,8 @@ class Archive:
                 "reason, seconds, device, created, version, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), evaluation.status,
                  None if val is None or not math.isfinite(float(val)) else float(val),
-                 json.dumps(_jsonable(evaluation.metrics)), evaluation.reason, evaluation.seconds, evaluation.device,
-                 evaluation.created or _now(), evaluation.version or software_version(), run),
+                 json.dumps(jsonable(evaluation.metrics, "metrics")), evaluation.reason, evaluation.seconds, evaluation.device,
+                 evaluation.created or timestamp(), evaluation.version or software_version(), run),
             )
             return cur.rowcount == 1
 
@@ -292,7 +295,7 @@ class Archive:
                 raise ArchiveError(f"featuriser {featuriser!r} version {version!r} changed its columns without a new "
                                    "version; bump the featuriser's version")
             self._db.execute("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)",
-                             (arch_hash, task, featuriser, version, vec.tobytes(), _now()))
+                             (arch_hash, task, featuriser, version, vec.tobytes(), timestamp()))
 
     def get_features(self, arch_hashes: Sequence[str], task: str, featuriser: str,
                      version: str) -> dict[str, np.ndarray]:
@@ -321,17 +324,17 @@ class Archive:
         row = self._db.execute("SELECT kind, config FROM runs WHERE name = ?", (name,)).fetchone()
         if row is not None:
             stored = json.loads(row[1])
-            if row[0] != kind or stored != _jsonable(config):
+            if row[0] != kind or stored != jsonable(config, "run config"):
                 raise ArchiveError(
                     f"run {name!r} already exists in {self.path} with a different configuration "
                     f"(stored {row[0]} {json.dumps(stored, sort_keys=True)}); choose another run name"
                 )
             with self._transaction():
-                self._db.execute("UPDATE runs SET updated = ? WHERE name = ?", (_now(), name))
+                self._db.execute("UPDATE runs SET updated = ? WHERE name = ?", (timestamp(), name))
             return stored
         with self._transaction():
             self._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
-                             (name, kind, json.dumps(_jsonable(config), sort_keys=True), _now(), _now()))
+                             (name, kind, json.dumps(jsonable(config, "run config"), sort_keys=True), timestamp(), timestamp()))
         return config
 
     def append_history(self, run: str, seq: int, evaluation: Evaluation, source: str, wall: float,
@@ -342,7 +345,7 @@ class Archive:
             self._db.execute(
                 "INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run, seq, evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), source,
-                 float(wall), float(strategy_seconds), json.dumps(_jsonable(info), sort_keys=True), _now()))
+                 float(wall), float(strategy_seconds), json.dumps(jsonable(info, "history info"), sort_keys=True), timestamp()))
 
     def history(self, run: str) -> list[tuple[int, Evaluation, str, float, float, dict[str, Any]]]:
         """Search run ``run``'s steps in order: ``(seq, evaluation, source, wall, strategy_seconds, info)``."""
@@ -377,7 +380,7 @@ class Archive:
                 writer.writerow([
                     arch.to_string(), arch.long_string(), "" if not ev.ok else repr(float(ev.val_acc)), arch.hash,
                     arch.grammar.name, "x".join(map(str, arch.input_shape)), ev.task, ev.protocol, ev.seed,
-                    ev.status, ev.reason, ev.seconds, json.dumps(_jsonable(ev.metrics)),
+                    ev.status, ev.reason, ev.seconds, json.dumps(jsonable(ev.metrics, "metrics")),
                 ])
                 n += 1
         return n
@@ -424,7 +427,7 @@ class Archive:
                     arch_hash=arch.hash, task=row_task, protocol=row.get("protocol") or protocol,
                     seed=int(row.get("seed") or seed), status=status, metrics=metrics,
                     reason=row.get("reason") or "", seconds=float(row.get("seconds") or 0.0), device="imported",
-                    created=_now(), version=software_version(),
+                    created=timestamp(), version=software_version(),
                 )
                 added += self.add_evaluation(ev, arch)
         return added
@@ -436,8 +439,6 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
     vector and search step gets the architecture rebuilt for *its own* task's input shape and rehashed.
     Runs are copied as they are, so re-running a build command against the new file resumes it.  The
     source is only read.  Returns counts of what was copied."""
-    from data.tasks import get_task
-
     source, target = os.fspath(source), os.fspath(target)
     if os.path.abspath(source) == os.path.abspath(target):
         raise ArchiveError(f"{source}: upgrade into a new file, not onto the source")
@@ -526,16 +527,3 @@ def _filters(**kwargs: Any) -> tuple[str, tuple]:
             args.append(value)
     return ("WHERE " + " AND ".join(parts)) if parts else "", tuple(args)
 
-
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value

@@ -22,21 +22,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from data.tasks import TabularTask
+from data.task import TabularTask
+from nas.architecture import Architecture
+from nas.cells import cell_architecture
+from nas.grammar.hnb201 import GRAMMAR_NAME as HNB201, to_nb201_ops
 from nas.grammar.nb201 import (
     DEFAULT_INPUT_SHAPE,
     canonical_cell,
-    cell_architecture,
     cell_ops,
     parse_cell_string,
     to_cell_string,
     validate_ops,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nas.architecture import Architecture
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +236,6 @@ class NB201Task(TabularTask):
         return self._table().fingerprint
 
     def _ops(self, arch: "Architecture | str | Sequence[str]") -> tuple[str, ...]:
-        from nas.architecture import Architecture
-        from nas.grammar.hnb201 import GRAMMAR_NAME as HNB201, to_nb201_ops
-
         if isinstance(arch, Architecture):
             if tuple(arch.input_shape) != tuple(self.input_shape):
                 raise ValueError(

@@ -23,20 +23,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nas.versions import software_version
+
 log = logging.getLogger(__name__)
 
 OK = "ok"
 FAILED = "failed"
-
-
-def software_version() -> str:
-    """The installed surrogate-nas version (recorded with every evaluation)."""
-    try:
-        from importlib.metadata import version
-
-        return version("surrogate-nas")
-    except Exception:  # pragma: no cover - running from a bare checkout
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -160,7 +152,8 @@ class Evaluation:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, in UTC, as ISO 8601 to the second (the ``created`` stamp of evaluations and runs)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -169,7 +162,7 @@ def _record(arch, task_name: str, protocol: TrainingProtocol, seed: int, status:
     return Evaluation(
         arch_hash=arch.hash, task=task_name, protocol=protocol.key, seed=int(seed), status=status,
         metrics=dict(metrics or {}), reason=reason, seconds=round(float(seconds), 4), device=str(device),
-        created=_now(), version=software_version(),
+        created=timestamp(), version=software_version(),
     )
 
 
@@ -194,7 +187,7 @@ def _normalizer(x, mode: str):
 
 
 def _accuracy(net, x, y, batch_size: int) -> tuple[float, float]:
-    import torch
+    import torch  # deferred: torch
     import torch.nn.functional as F
 
     net.eval()
@@ -247,12 +240,8 @@ def train_and_evaluate(
                    device=device)
 
 
-def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
-    import torch
-    import torch.nn.functional as F
-
-    from nas.compile import compile_architecture
-
+def _check_budgets(arch, task, protocol: TrainingProtocol) -> None:
+    """Refuse a candidate for the wrong input, or over the memory budget, before anything is built."""
     if tuple(arch.input_shape) != tuple(task.input_shape):
         raise CandidateFailure(
             f"input shape mismatch: architecture built for {tuple(arch.input_shape)}, task {task.name!r} "
@@ -265,19 +254,61 @@ def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start
                 f"over memory budget: estimated {mb:,.0f} MiB at batch {protocol.batch_size} "
                 f"> {protocol.max_memory_mb:,.0f} MiB"
             )
+
+
+def _tensor(x, dev, dtype):
+    import torch  # deferred: torch
+
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=dev)
+
+
+def _epoch(net, opt, xtr, ytr, order, protocol: TrainingProtocol, steps_per_epoch: int, epoch: int,
+           start: float) -> tuple[float, float]:
+    """One training epoch over ``order``; returns the epoch's mean training loss and accuracy."""
+    import torch  # deferred: torch
+    import torch.nn.functional as F
+
+    bs, dev = protocol.batch_size, xtr.device
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen = 0
+    for step in range(steps_per_epoch):
+        idx = order[step * bs : (step + 1) * bs]
+        xb, yb = xtr[idx], ytr[idx]
+        out = net(xb)
+        loss = F.cross_entropy(out, yb)
+        if not torch.isfinite(loss):
+            raise CandidateFailure(f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(yb)
+        correct += (out.detach().argmax(1) == yb).sum()
+        seen += len(yb)
+        if protocol.max_seconds is not None and time.perf_counter() - start > protocol.max_seconds:
+            raise CandidateFailure(
+                f"over time budget: {time.perf_counter() - start:.1f} s > {protocol.max_seconds:g} s "
+                f"at epoch {epoch + 1}, step {step + 1}"
+            )
+    return float(loss_sum) / seen, int(correct) / seen
+
+
+def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
+    import torch  # deferred: torch
+
+    from nas.compile import compile_architecture  # deferred: nas.compile imports torch
+
+    _check_budgets(arch, task, protocol)
     dev = torch.device(device)
     train = task.train.head(protocol.train_subset)
     valid = task.valid.head(protocol.valid_subset)
     # GPU-resident data: the whole (small) split moves to the device once.
-    xtr = torch.as_tensor(np.ascontiguousarray(train.x), dtype=torch.float32, device=dev)
-    ytr = torch.as_tensor(train.y, dtype=torch.long, device=dev)
-    xva = torch.as_tensor(np.ascontiguousarray(valid.x), dtype=torch.float32, device=dev)
-    yva = torch.as_tensor(valid.y, dtype=torch.long, device=dev)
+    xtr, ytr = _tensor(train.x, dev, torch.float32), _tensor(train.y, dev, torch.long)
+    xva, yva = _tensor(valid.x, dev, torch.float32), _tensor(valid.y, dev, torch.long)
+    mean = std = None
     if protocol.normalize and len(xtr) > 1:
         mean, std = _normalizer(xtr, arch.input_mode)
         xtr, xva = (xtr - mean) / std, (xva - mean) / std
-    else:
-        mean = std = None
 
     net = compile_architecture(arch, task.num_classes, col_pool=protocol.col_pool, seed=seed).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
@@ -295,48 +326,21 @@ def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start
         t0 = time.perf_counter()
         net.train()
         order = torch.randperm(n, generator=gen).to(dev)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        for step in range(steps_per_epoch):
-            idx = order[step * bs : (step + 1) * bs]
-            xb, yb = xtr[idx], ytr[idx]
-            out = net(xb)
-            loss = F.cross_entropy(out, yb)
-            if not torch.isfinite(loss):
-                raise CandidateFailure(f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (out.detach().argmax(1) == yb).sum()
-            seen += len(yb)
-            if protocol.max_seconds is not None and time.perf_counter() - start > protocol.max_seconds:
-                raise CandidateFailure(
-                    f"over time budget: {time.perf_counter() - start:.1f} s > {protocol.max_seconds:g} s "
-                    f"at epoch {epoch + 1}, step {step + 1}"
-                )
+        train_loss, train_acc = _epoch(net, opt, xtr, ytr, order, protocol, steps_per_epoch, epoch, start)
         if sched is not None:
             sched.step()
-        train_loss, train_acc = float(loss_sum) / seen, int(correct) / seen
         epoch_seconds.append(time.perf_counter() - t0)
     val_acc, val_loss = _accuracy(net, xva, yva, max(bs, 256))
     if not math.isfinite(val_loss):
         raise CandidateFailure(f"non-finite validation loss ({val_loss})")
     metrics = {
-        "val_acc": val_acc,
-        "val_loss": val_loss,
-        "train_acc": train_acc,
-        "train_loss": train_loss,
-        "epochs": protocol.epochs,
-        "steps": protocol.epochs * steps_per_epoch,
+        "val_acc": val_acc, "val_loss": val_loss, "train_acc": train_acc, "train_loss": train_loss,
+        "epochs": protocol.epochs, "steps": protocol.epochs * steps_per_epoch,
         "seconds_per_epoch": float(np.mean(epoch_seconds)),
-        "params": arch.num_params + arch.head_params(task.num_classes, protocol.col_pool),
-        "flops": arch.flops,
+        "params": arch.num_params + arch.head_params(task.num_classes, protocol.col_pool), "flops": arch.flops,
     }
     if protocol.evaluate_test:
-        xte = torch.as_tensor(np.ascontiguousarray(task.test.x), dtype=torch.float32, device=dev)
-        yte = torch.as_tensor(task.test.y, dtype=torch.long, device=dev)
+        xte, yte = _tensor(task.test.x, dev, torch.float32), _tensor(task.test.y, dev, torch.long)
         if mean is not None:
             xte = (xte - mean) / std
         metrics["test_acc"], metrics["test_loss"] = _accuracy(net, xte, yte, max(bs, 256))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from data.tasks import SPLITS, Split, Task
+from data.task import SPLITS, Split, Task
+from nas.jsonsafe import jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -185,31 +185,12 @@ def load_unseen(folder: str | Path) -> Task:
     return task
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` with numpy scalars/arrays and tuples turned into JSON types; anything else is an error."""
-    if isinstance(value, (str, bool)) or value is None:
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        if not math.isfinite(f):
-            raise ValueError(f"task {where} is {f}, which JSON cannot hold")
-        return f
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), where)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"task {where} has a non-string key {k!r}")
-            out[k] = _jsonable(v, f"{where}.{k}")
-        return out
-    raise ValueError(f"task {where} holds a {type(value).__name__}, which cannot be written as JSON")
+def _metadata_json(metadata: Mapping[str, Any]) -> Any:
+    """The task's metadata as JSON types; a value JSON cannot hold (non-finite, unknown type) is an error."""
+    try:
+        return jsonable(dict(metadata), "task metadata", nonfinite="error")
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def export_unseen(task: Task, folder: str | Path, overwrite: bool = False) -> Path:
@@ -223,7 +204,7 @@ def export_unseen(task: Task, folder: str | Path, overwrite: bool = False) -> Pa
         existing = [f for f in files if (folder / f).exists()]
         if existing:
             raise FileExistsError(f"Unseen-NAS folder {folder}: {', '.join(existing)} already exist (overwrite=True)")
-    task_meta = _jsonable(dict(task.metadata), "metadata")
+    task_meta = _metadata_json(task.metadata)
     meta = {
         "name": task.name,
         "codename": str(task.metadata.get("codename", task.name)),

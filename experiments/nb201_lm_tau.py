@@ -31,14 +31,17 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.nb201_tau import kendall_tau, split_indices, write_text
+from data.tasks import get_task
+from data.training import machine
+from experiments.nb201_tau import split_indices, write_text
+from surrogates.metrics import kendall_tau
 
 
 def lm_tau(archs: Sequence, y: np.ndarray, n_train: int, seed: int, encoding: str = "tokens",
            epochs: int = 10, lr: float = 1e-4, batch_size: int = 16, num_layers: int | None = None,
            target: str = "ecdf") -> tuple[float, float, float]:
     """(τ on held-out cells, fit seconds, predict seconds) of an LM fine-tuned on split ``seed``."""
-    from surrogates.lm import LMSurrogate
+    from surrogates.lm import LMSurrogate  # deferred: transformers
 
     train, test = split_indices(len(y), n_train, seed)
     model = LMSurrogate(encoding=encoding, grammar="nb201", epochs=epochs, lr=lr, batch_size=batch_size,
@@ -67,10 +70,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING)
 
-    import torch
+    import torch  # deferred: torch
 
-    from data.tasks import get_task
-    from data.training import machine
 
     torch.set_num_threads(args.threads)
     task = get_task("nb201-cifar10")

@@ -1,6 +1,6 @@
 """Kendall τ of a random forest on NAS-Bench-201 CIFAR-10: zero-cost proxies, GRAF, and both.
 
-The GRAF study's core comparison (``shared/research/anchors.md`` §3.3), on the 9,445 unique cells of the
+The GRAF study's core comparison, on the 9,445 unique cells of the
 ``nb201-cifar10`` table: a ``RandomForestRegressor`` is trained on ``n`` random cells and ranks **all other**
 cells; the score is Kendall τ (τ-b, ``scipy.stats.kendalltau``) between predictions and validation accuracy.
 
@@ -32,6 +32,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from data.nb201 import NB201Task
+from data.tasks import get_task
+from features.pipeline import make_featuriser
+from surrogates.metrics import kendall_tau
+from surrogates.tabular import build_model
+
 #: Feature sets by name: the parts of ``make_featuriser("graf,zcp", task)`` they use.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"graf,zcp": ("graf", "zcp"), "zcp": ("zcp",), "graf": ("graf",)}
 FEATURE_LABELS = {"graf,zcp": "proxies + GRAF", "zcp": "proxies", "graf": "GRAF"}
@@ -58,8 +64,6 @@ class ModelConfig:
 
     def make(self, seed: int) -> Any:
         """A fresh regressor for split ``seed`` (one thread)."""
-        from surrogates.tabular import build_model
-
         if self.kind not in ("rf", "xgb"):
             raise ValueError(f"unknown model kind {self.kind!r}")
         params = dict(self.params)
@@ -116,9 +120,6 @@ class NB201Features:
 def load_features(task: Any = None) -> NB201Features:
     """Features of all cells of the NB201 table (``data.tasks.get_task("nb201-cifar10")`` by default;
     raises ``FileNotFoundError`` when the table is not found)."""
-    from data.tasks import get_task
-    from features.pipeline import make_featuriser
-
     task = task if task is not None else get_task("nb201-cifar10")
     entries = list(task.all_cells())
     featuriser = make_featuriser("graf,zcp", task)
@@ -154,12 +155,6 @@ def _fill_nan(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarr
         med = np.nanmedian(train, axis=0)
     med = np.where(np.isnan(med), 0.0, med)
     return np.where(np.isnan(train), med, train), np.where(np.isnan(test), med, test)
-
-
-def kendall_tau(pred: np.ndarray, truth: np.ndarray) -> float:
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(pred, truth).statistic)
 
 
 def rf_tau(data: NB201Features, features: str, n_train: int, seed: int, config: ModelConfig = TUNED) -> float:
@@ -258,8 +253,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.perf_counter()
     task = None
     if args.data_dir:
-        from data.nb201 import NB201Task
-
         task = NB201Task(args.data_dir)
     data = load_features(task)
     t_feat = time.perf_counter() - t0

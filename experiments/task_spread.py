@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from data.archive import Archive
-from data.evaluate import build_archive
+from nas.search import build_archive
 from data.tasks import get_task
 from data.training import PROTOCOLS
 

@@ -40,6 +40,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from data.archive import Archive
+from data.training import machine
+from surrogates.metrics import kendall_tau
+from surrogates.registry import make_surrogate
+from surrogates.workflows import evaluate_split, split_rows, task_datasets, transfer_study
+
 log = logging.getLogger(__name__)
 
 TABULAR = ("rf", "xgb_tuned")
@@ -48,11 +54,8 @@ LM_PARAMS = dict(encoding="tokens", grammar="einspace", epochs=10, lr=1e-4, batc
 
 
 def fit_tau(X: np.ndarray, y: np.ndarray, model: str, train: np.ndarray, test: np.ndarray, seed: int = 0) -> float:
-    """τ on rows ``test`` of a ``model`` fitted on rows ``train``."""
-    from surrogates.metrics import kendall_tau
-    from surrogates.workflows import make_model
-
-    m = make_model(model, None, "graf,zcp", seed)
+    """τ on rows ``test`` of a ``model`` fitted on rows ``train`` (of the cached GRAF + proxy feature matrix)."""
+    m = make_surrogate(model, None, None, seed)  # features=None: the input is the feature matrix
     m.fit(X[train], y[train])
     return float(kendall_tau(y[test], m.predict(X[test])))
 
@@ -60,8 +63,6 @@ def fit_tau(X: np.ndarray, y: np.ndarray, model: str, train: np.ndarray, test: n
 def split_tau(X: np.ndarray, y: np.ndarray, model: str, seed: int, test_fraction: float = 0.25) -> float:
     """τ on a random ``test_fraction`` of the rows of a model fitted on the rest (failures, y = 0, dropped
     from training and kept in the test part; ``surrogates.workflows.split_rows``)."""
-    from surrogates.workflows import split_rows
-
     return fit_tau(X, y, model, *split_rows(y, test_fraction, seed), seed=seed)
 
 
@@ -72,8 +73,7 @@ def window_tau(X: np.ndarray, y: np.ndarray, model: str, limit: int, width: int 
 
 
 def lm_split_tau(archive: Any, task: str, seed: int) -> float:
-    from surrogates.workflows import evaluate_split
-
+    """τ of the LM surrogate on one random 75/25 split of ``task``'s architectures."""
     return float(evaluate_split(archive, task, "lm", test_fraction=0.25, seed=seed, **LM_PARAMS)["kendall_tau"])
 
 
@@ -98,11 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("features.zcp").setLevel(logging.ERROR)
 
-    import torch
-
-    from data.archive import Archive
-    from data.training import machine
-    from surrogates.workflows import task_datasets, transfer_study
+    import torch  # deferred: torch
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)

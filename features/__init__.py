@@ -1,1 +1,2 @@
-"""features package (filled by later issues)."""
+"""Features of architectures for surrogates: GRAF graph features, zero-cost proxies, string encodings and
+their cache, all as scikit-learn transformers."""

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from nas.grammar.core import Grammar, get_grammar
+from nas.grammar import Grammar, get_grammar
 from nas.grammar.derive import Node
 
 KINDS = ("compact", "long", "tokens")

@@ -1,13 +1,14 @@
 """GRAF graph features (Kadlecová et al., ICML 2024) for einspace architectures and NAS-Bench-201 cells.
 
 ``GRAF`` computes, from the data-flow DAG of ``nas.graph.to_graph``, the seven published einspace families
-over the published 55-label vocabulary, in the published column order (``surrogates.md`` §2.2.2), with the
-output node kept distinct from every real op (the published converter relabels an op as the output in about
-two thirds of architectures; §2.2.1 point 4), plus named descriptors and path statistics.  Every family is
+over the published 55-label vocabulary, in the published column order, with the output node kept distinct
+from every real op (the published converter relabels an op as the output in about two thirds of
+architectures), plus named descriptors and path statistics.  Labels, label order and path groups are the
+ones the grammar publishes (``nas.grammar.core.Grammar.vocabulary``): nothing here knows an op name.  Every family is
 computed by dynamic programming over one topological order of the DAG, prepared once per graph: no graph
 copies, no path enumeration.  ``NB201GRAF`` implements the original GRAF families for NAS-Bench-201 cells.
 ``GrammarGRAF`` computes the same families for any other grammar (hierarchical NAS-Bench-201, ``hnb201``),
-over a vocabulary made of the grammar's own op names (``grammar_vocabulary``).
+over that grammar's published vocabulary (``grammar_vocabulary``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import functools
 import itertools
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Sequence
 
@@ -24,6 +24,8 @@ import networkx as nx
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from nas.grammar import Grammar, get_grammar
+from nas.grammar.nb201 import EDGES as NB201_EDGES, OPS as NB201_OPS, cell_ops, parse_cell_string, validate_ops
 from nas.graph import INPUT_LABEL, OUTPUT_LABEL, find_endpoints, to_graph
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,94 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------------------------------
-# The published einspace label vocabulary
-# --------------------------------------------------------------------------------------------------
-
-#: The 55 labels in the published order: the translated option names of every grammar level except
-#: ``network``, in level order and option order, first occurrence kept.
-VOCABULARY: tuple[str, ...] = (
-    "sequential_module", "branching_module", "routing_module", "computation_module",
-    "clone_tensor2", "group_dim2s1d", "group_dim2s2d", "group_dim2s3d",
-    "clone_tensor4", "group_dim4s1d", "group_dim4s2d", "group_dim4s3d",
-    "clone_tensor8", "group_dim8s1d", "group_dim8s2d", "group_dim8s3d",
-    "add_tensors", "cat_tensors1d2t", "cat_tensors2d2t", "cat_tensors3d2t", "dot_product", "scaled_dot_product",
-    "cat_tensors1d4t", "cat_tensors2d4t", "cat_tensors3d4t",
-    "cat_tensors1d8t", "cat_tensors2d8t", "cat_tensors3d8t",
-    "identity", "permute21", "permute132", "permute312", "permute321", "permute213", "permute231",
-    "im2col1k1s0p", "im2col1k2s0p", "im2col3k1s1p", "im2col3k2s1p", "im2col4k4s0p", "im2col8k8s0p", "im2col16k16s0p",
-    "col2im",
-    "linear16", "linear32", "linear64", "linear128", "linear256", "linear512", "linear1024", "linear2048",
-    "norm", "leakyrelu", "softmax", "learnable_positional_encoding",
-)
-MODULE_LABELS: tuple[str, ...] = VOCABULARY[:4]
 #: The published families, in the published column order.
 FAMILIES: tuple[str, ...] = ("cnt", "max_nodes_path", "min_nodes_path", "in", "out", "out_deg", "in_deg")
-#: Label groups whose removal the path statistics measure (see ``label_group``).
-PATH_GROUPS: tuple[str, ...] = ("im2col", "permute", "aggregation", "clone", "group_dim", "linear", "other")
 DESCRIPTORS: tuple[str, ...] = ("depth", "num_terminals", "num_nonterminals", "output_feature_size")
 PATH_STATS: tuple[str, ...] = ("path_shortest", "path_longest", "path_count")
 #: Path length (in edges) reported when the output cannot be reached.
 UNREACHABLE_LENGTH = -1.0
-
-_VOCAB_INDEX = {label: i for i, label in enumerate(VOCABULARY)}
-
-_DIRECT = {
-    "sequential": "sequential_module", "routing": "routing_module", "computation": "computation_module",
-    "dot_product": "dot_product", "dot_product(scaled)": "scaled_dot_product",
-    "relu": "leakyrelu", "leakyrelu": "leakyrelu", "pos_enc": "learnable_positional_encoding",
-    "identity": "identity", "norm": "norm", "softmax": "softmax", "col2im": "col2im",
-}
-_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
-    (re.compile(r"branching\((\d+)\)"), lambda m: "branching_module"),
-    (re.compile(r"im2col\((\d+),(\d+),(\d+)\)"), lambda m: f"im2col{m[1]}k{m[2]}s{m[3]}p"),
-    (re.compile(r"clone\((\d+)\)"), lambda m: f"clone_tensor{m[1]}"),
-    (re.compile(r"group\((\d+),(\d+)\)"), lambda m: f"group_dim{m[1]}s{m[2]}d"),
-    (re.compile(r"cat\((\d+),(\d+)\)"), lambda m: f"cat_tensors{m[2]}d{m[1]}t"),
-    (re.compile(r"add\((\d+)\)"), lambda m: "add_tensors"),
-    (re.compile(r"perm\(0,([\d,]+)\)"), lambda m: "permute" + m[1].replace(",", "")),
-    (re.compile(r"linear\((\d+)\)"), lambda m: f"linear{m[1]}"),
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def translate_label(name: str) -> str | None:
-    """The published vocabulary label of an einspace op name (``im2col(3,1,1)`` -> ``im2col3k1s1p``,
-    ``branching(4)`` -> ``branching_module``, ``relu`` -> ``leakyrelu``, ...); ``None`` for names outside the
-    vocabulary (``input``/``output``, the seed-only ``linear(x4)``/``linear(/4)``, other grammars' ops)."""
-    label = _DIRECT.get(name)
-    if label is None:
-        for pattern, make in _PATTERNS:
-            m = pattern.fullmatch(name)
-            if m:
-                label = make(m)
-                break
-    return label if label in _VOCAB_INDEX else None
-
-
-@functools.lru_cache(maxsize=4096)
-def label_group(name: str) -> str | None:
-    """The path-statistics group of an op name: ``im2col`` (``im2col(…)`` and ``col2im``, as in the published
-    fine groups), ``permute`` (``perm(…)``), ``aggregation`` (``add``, ``cat``, ``dot_product``[``(scaled)``]),
-    ``clone``, ``group_dim`` (``group(…)``), ``linear`` (every ``linear(…)``, seed-only widths included) and
-    ``other`` (every other op: identity, norm, activations, softmax, positional encoding, ops of other
-    grammars); ``None`` for the ``input``/``output`` nodes, which are never removed.  Unlike the published
-    groups, ``identity`` belongs to ``other``, so that every op is in exactly one group."""
-    if name in (INPUT_LABEL, OUTPUT_LABEL):
-        return None
-    if name.startswith("im2col") or name == "col2im":
-        return "im2col"
-    if name.startswith("perm"):
-        return "permute"
-    if name.startswith(("add(", "cat(", "dot_product")):
-        return "aggregation"
-    if name.startswith("clone("):
-        return "clone"
-    if name.startswith("group("):
-        return "group_dim"
-    if name.startswith("linear"):
-        return "linear"
-    return "other"
 
 
 @dataclass(frozen=True)
@@ -126,7 +46,7 @@ class Vocabulary:
     """What GRAF counts: ``labels`` (columns of every family, in order), ``translate`` (op name -> label or
     ``None``), ``groups`` (path-statistics groups, in order) and ``group_of`` (op name -> group or ``None``
     for ops never removed).  ``EINSPACE_VOCABULARY`` is the published one; ``grammar_vocabulary`` makes one
-    for any grammar."""
+    for any grammar (``vocabulary_of``)."""
 
     name: str
     labels: tuple[str, ...]
@@ -151,7 +71,38 @@ class Vocabulary:
         return tuple(names)
 
 
-EINSPACE_VOCABULARY = Vocabulary("einspace", VOCABULARY, translate_label, PATH_GROUPS, label_group)
+def vocabulary_of(grammar: "str | Grammar") -> Vocabulary:
+    """The GRAF vocabulary a grammar publishes (``nas.grammar.core.Grammar.vocabulary``): its labels and
+    path groups in column order; op names it does not know have no label and its ``other_group``."""
+    g = get_grammar(grammar)
+    published = g.vocabulary()
+    label_of, group_of, other = published.label_of, published.group_of, published.other_group
+    return Vocabulary(
+        g.name, published.labels, label_of.get, published.groups, lambda name: group_of.get(name, other)
+    )
+
+
+EINSPACE_VOCABULARY = vocabulary_of("einspace")
+#: The 55 einspace labels in the published order.
+VOCABULARY: tuple[str, ...] = EINSPACE_VOCABULARY.labels
+#: einspace's path-statistics groups (see ``label_group``).
+PATH_GROUPS: tuple[str, ...] = EINSPACE_VOCABULARY.groups
+
+
+def translate_label(name: str) -> str | None:
+    """The published vocabulary label of an einspace op name (``im2col(3,1,1)`` -> ``im2col3k1s1p``,
+    ``branching(4)`` -> ``branching_module``, ``relu`` -> ``leakyrelu``, ...); ``None`` for names outside the
+    vocabulary (``input``/``output``, the seed-only ``linear(x4)``/``linear(/4)``, other grammars' ops)."""
+    return EINSPACE_VOCABULARY.translate(name)
+
+
+def label_group(name: str) -> str | None:
+    """The einspace path-statistics group of an op name (``nas.grammar.einspace.GRAF_GROUPS``; ``other``
+    for names einspace does not know); ``None`` for the ``input``/``output`` nodes, which are never removed."""
+    if name in (INPUT_LABEL, OUTPUT_LABEL):
+        return None
+    return EINSPACE_VOCABULARY.group_of(name)
+
 
 #: Column names: the 385 published columns, then the descriptors and path statistics.
 FEATURE_NAMES: tuple[str, ...] = EINSPACE_VOCABULARY.feature_names()
@@ -160,32 +111,13 @@ EXTRA_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[len(PUBLISHED_FEATURE_NAMES
 
 
 @functools.lru_cache(maxsize=16)
-def grammar_vocabulary(grammar: str) -> Vocabulary:
-    """A vocabulary for a grammar other than einspace: every op name of the grammar is a label (terminals
-    first, then nonterminals, each in level order and option order, first occurrence kept; the start
-    level's options, present in every network, are left out), and every terminal name is a path group of
-    its own (``path_shortest_no_conv3x3o``: shortest path avoiding every ``conv3x3o``)."""
-    from nas.grammar.core import get_grammar
-
-    g = get_grammar(grammar)
-    terminals: list[str] = []
-    nonterminals: list[str] = []
-    for level, ops in g.levels.items():
-        for op in ops:
-            target = terminals if op.is_terminal else nonterminals
-            if level != g.start and op.name not in terminals and op.name not in nonterminals:
-                target.append(op.name)
-    labels = tuple(terminals + nonterminals)
-    known = frozenset(labels)
-    groups = tuple(terminals)
-    group_set = frozenset(groups)
-    return Vocabulary(
-        g.name,
-        labels,
-        lambda name: name if name in known else None,
-        groups,
-        lambda name: name if name in group_set else None,
-    )
+def grammar_vocabulary(grammar: "str | Grammar") -> Vocabulary:
+    """``vocabulary_of(grammar)``, cached.  For a grammar without a published label order (``hnb201``)
+    every op name is a label (terminals first, then nonterminals, each in level order and option order,
+    first occurrence kept; the start level's options, present in every network, are left out), and every
+    terminal name is a path group of its own (``path_shortest_no_conv3x3o``: shortest path avoiding every
+    ``conv3x3o``)."""
+    return vocabulary_of(grammar)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,10 +166,6 @@ def graph_features(
     (``vocabulary.feature_names(extras)``).
     """
     vocab = EINSPACE_VOCABULARY if vocabulary is None else vocabulary
-    translate, group_of, vocab_index, group_index = vocab.translate, vocab.group_of, vocab.index, vocab.group_index
-    L = len(vocab.labels)  # label columns of this vocabulary
-    # path-statistics subsets: the full graph, then one per removed group
-    S = 1 + len(vocab.groups)
     if source is None or sink is None:
         found_source, found_sink = find_endpoints(graph)
         source = found_source if source is None else source
@@ -245,6 +173,33 @@ def graph_features(
     for end, what in ((source, "source"), (sink, "sink")):
         if end not in graph:
             raise ValueError(f"graph_features: {what} node {end!r} is not in the graph")
+    prep = _prepare(graph, source, sink, vocab)
+    dp, count = _path_dp(prep, len(vocab.labels), 1 + len(vocab.groups))
+    return _assemble(graph, prep, vocab, dp, count, extras)
+
+
+@dataclass
+class _Prepared:
+    """One graph in a topological order: per node its label and group indices (-1: none), the instances it
+    stands for, its predecessors with their per-instance weights (``None``: all 1) and its degrees summed
+    over instances; ``s``/``t`` index the source and sink."""
+
+    order: list[Hashable]
+    index: dict[Hashable, int]
+    s: int
+    t: int
+    lab: np.ndarray
+    grp: np.ndarray
+    mult: np.ndarray
+    preds: list[list[int]]
+    factors: list["list[float] | None"]
+    indeg: np.ndarray
+    outdeg: np.ndarray
+
+
+def _prepare(graph: nx.DiGraph, source: Hashable, sink: Hashable, vocab: Vocabulary) -> _Prepared:
+    """Topological order and per-node arrays of ``graph`` (see ``_Prepared``)."""
+    translate, group_of, vocab_index, group_index = vocab.translate, vocab.group_of, vocab.index, vocab.group_index
     try:
         order = list(nx.topological_sort(graph))
     except nx.NetworkXUnfeasible:
@@ -255,7 +210,6 @@ def graph_features(
     pred_map = graph.pred
     succ_map = graph.succ
     s, t = index[source], index[sink]
-
     lab = np.full(n, -1, dtype=np.intp)  # vocabulary index, -1 outside the vocabulary
     grp = np.full(n, -1, dtype=np.intp)  # path group index, -1 for never removed
     mult = np.empty(n)  # instances each node stands for (1 in an expanded graph)
@@ -283,11 +237,17 @@ def graph_features(
         indeg[i] = sum(edge_copies)
         outdeg[i] = sum(e.get("copies", 1) for e in succ_map[node].values())
         factors.append(None if all(c == m for c in edge_copies) else [c / m for c in edge_copies])
+    return _Prepared(order, index, s, t, lab, grp, mult, preds, factors, indeg, outdeg)
 
-    # One DP row per node: [max label counts (L) | -min label counts (L) | longest (S) | -shortest (S)], all
-    # aggregated by max over predecessors; path counts (S columns) by a weighted sum (a compact graph's edge
-    # into a replicated module's join stands for several parallel edges).  -inf marks "no path from the
-    # source" (for the subsets: no path avoiding the removed group).
+
+def _path_dp(prep: _Prepared, L: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """One DP row per node: [max label counts (L) | -min label counts (L) | longest (S) | -shortest (S)], all
+    aggregated by max over predecessors; path counts (S columns) by a weighted sum (a compact graph's edge
+    into a replicated module's join stands for several parallel edges).  -inf marks "no path from the
+    source" (for the subsets: no path avoiding the removed group).  ``S`` subsets: the full graph, then one
+    per removed group."""
+    lab, grp, preds, factors, s = prep.lab, prep.grp, prep.preds, prep.factors, prep.s
+    n = len(prep.order)
     allowed = np.ones((n, S), dtype=bool)
     has_group = grp >= 0
     allowed[np.flatnonzero(has_group), 1 + grp[has_group]] = False
@@ -316,29 +276,38 @@ def graph_features(
             np.add(dp[p].max(axis=0), inc[i], out=dp[i])
             total = count[p].sum(axis=0) if f is None else np.asarray(f) @ count[p]
             np.multiply(total, allowed_f[i], out=count[i])
+    return dp, count
 
+
+def _assemble(
+    graph: nx.DiGraph, prep: _Prepared, vocab: Vocabulary, dp: np.ndarray, count: np.ndarray, extras: bool
+) -> np.ndarray:
+    """The feature row from the prepared graph and its path DP."""
+    L, S = len(vocab.labels), 1 + len(vocab.groups)
+    lab, mult, index, s, t = prep.lab, prep.mult, prep.index, prep.s, prep.t
+    source, sink = prep.order[s], prep.order[t]
     out = np.zeros(7 * L + (4 + 3 * S if extras else 0))
     row = dp[t]
-    reachable = np.isfinite(row[2 * L])
-    num_nodes = mult.sum()  # |V| of the expanded graph
+    has_label = np.flatnonzero(lab >= 0)
     cnt = out[0:L]
     if has_label.size:
         cnt += np.bincount(lab[has_label], weights=mult[has_label], minlength=L)
     for name, k in graph.graph.get("nonterminals", {}).items():
-        v = translate(name)
+        v = vocab.translate(name)
         if v is not None:
-            cnt[vocab_index[v]] += k
-    if reachable:
+            cnt[vocab.index[v]] += k
+    if np.isfinite(row[2 * L]):  # the sink is reachable
         out[L : 2 * L] = row[:L]
         out[2 * L : 3 * L] = -row[L : 2 * L]
-    for offset, end, neighbours in ((3 * L, s, succ_map[source]), (4 * L, t, pred_map[sink])):
+    for offset, end, neighbours in ((3 * L, s, graph.succ[source]), (4 * L, t, graph.pred[sink])):
         for node, edge in neighbours.items():  # neighbours of one instance of the end node
             k = lab[index[node]]
             if k >= 0:
                 out[offset + k] += edge.get("copies", 1) / mult[end]
     if has_label.size:
-        out[5 * L : 6 * L] = np.bincount(lab[has_label], weights=indeg[has_label], minlength=L) / num_nodes
-        out[6 * L : 7 * L] = np.bincount(lab[has_label], weights=outdeg[has_label], minlength=L) / num_nodes
+        num_nodes = mult.sum()  # |V| of the expanded graph
+        out[5 * L : 6 * L] = np.bincount(lab[has_label], weights=prep.indeg[has_label], minlength=L) / num_nodes
+        out[6 * L : 7 * L] = np.bincount(lab[has_label], weights=prep.outdeg[has_label], minlength=L) / num_nodes
     if extras:
         meta = graph.graph
         base = 7 * L
@@ -346,7 +315,7 @@ def graph_features(
             float(meta.get("depth", math.nan)),
             float(meta.get("tree_terminals", math.nan)),
             float(meta.get("tree_nonterminals", math.nan)),
-            _feature_size(node_attrs[sink].get("shape")),
+            _feature_size(graph.nodes[sink].get("shape")),
         )
         longest = row[2 * L : 2 * L + S]
         shortest = -row[2 * L + S :]
@@ -442,10 +411,6 @@ class GrammarGRAF(GRAF):
 # NAS-Bench-201 cells (the original GRAF families)
 # --------------------------------------------------------------------------------------------------
 
-#: NAS-Bench-201 operations, in the benchmark's order.
-NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-#: The six edges ``(target, source)`` in the standard order of the cell string.
-NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 #: Every non-empty subset of the four real operations, by size then in operation order.
 NB201_SUBSETS: tuple[tuple[str, ...], ...] = tuple(
     c for r in range(1, 5) for c in itertools.combinations(NB201_OPS[1:], r)
@@ -467,46 +432,16 @@ NB201_FEATURE_NAMES: tuple[str, ...] = tuple(
 )
 
 
-def parse_nb201_cell(text: str) -> tuple[str, ...]:
-    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> the six ops in the standard edge order."""
-    parts = text.strip().split("+")
-    if len(parts) != 3:
-        raise ValueError(f"NB201 cell string {text!r}: expected 3 '+'-separated node blocks, got {len(parts)}")
-    ops: list[str] = []
-    for target, part in enumerate(parts, start=1):
-        entries = [e for e in part.strip().strip("|").split("|")]
-        if len(entries) != target:
-            raise ValueError(f"NB201 cell string {text!r}: node {target} needs {target} incoming edges, got {len(entries)}")
-        for source, entry in enumerate(entries):
-            op, sep, src = entry.strip().partition("~")
-            if not sep or src != str(source):
-                raise ValueError(f"NB201 cell string {text!r}: expected 'op~{source}' for node {target}, got {entry!r}")
-            ops.append(op)
-    return _check_nb201_ops(ops)
-
-
-def _check_nb201_ops(ops: Sequence[str]) -> tuple[str, ...]:
-    ops = tuple(ops)
-    if len(ops) != len(NB201_EDGES):
-        raise ValueError(f"an NB201 cell has {len(NB201_EDGES)} edge operations, got {len(ops)}: {ops!r}")
-    for (t, s), op in zip(NB201_EDGES, ops):
-        if op not in NB201_OPS:
-            raise ValueError(f"NB201 edge {t}←{s}: unknown operation {op!r}; options: {', '.join(NB201_OPS)}")
-    return ops
-
-
 def _nb201_ops_of(item: Any) -> tuple[str, ...]:
     """Six op names from a tuple/list, a cell string, an object with ``cell_ops()`` or an nb201 Architecture."""
     if isinstance(item, str):
-        return parse_nb201_cell(item)
+        return parse_cell_string(item)
     if hasattr(item, "cell_ops") and callable(item.cell_ops):
-        return _check_nb201_ops(item.cell_ops())
+        return validate_ops(item.cell_ops())
     if hasattr(item, "root") and hasattr(item, "grammar"):
-        from nas.grammar.nb201 import cell_ops  # lazy: only for nb201 Architecture values
-
-        return _check_nb201_ops(cell_ops(item))
+        return validate_ops(cell_ops(item))
     if isinstance(item, (tuple, list)):
-        return _check_nb201_ops(item)
+        return validate_ops(item)
     raise TypeError(f"expected six NB201 op names, a cell string or an nb201 architecture, got {type(item).__name__}")
 
 

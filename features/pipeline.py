@@ -14,6 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from features.cache import CachedFeaturiser
+from features.graf import GRAF, NB201GRAF, GrammarGRAF
+
 FEATURE_SETS = ("graf", "zcp")
 
 
@@ -29,7 +32,7 @@ class TableProxies(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Sequence[Any]) -> np.ndarray:
-        from features.zcp import ALL
+        from features.zcp import ALL  # deferred: torch
 
         rows = []
         for arch in X:
@@ -39,7 +42,7 @@ class TableProxies(TransformerMixin, BaseEstimator):
         return np.asarray(rows, dtype=float).reshape(-1, len(ALL))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        from features.zcp import ALL
+        from features.zcp import ALL  # deferred: torch
 
         return np.asarray(ALL, dtype=object)
 
@@ -86,8 +89,6 @@ def parse_feature_sets(spec: "str | Sequence[str]") -> list[str]:
 def make_one(name: str, task: Any = None, grammar: str = "einspace", **zcp_params: Any) -> Any:
     """One named featuriser for architectures of ``grammar`` on ``task``."""
     if name == "graf":
-        from features.graf import GRAF, NB201GRAF, GrammarGRAF
-
         if grammar == "nb201":
             return NB201GRAF()
         return GRAF() if grammar.startswith("einspace") else GrammarGRAF(grammar)
@@ -98,7 +99,7 @@ def make_one(name: str, task: Any = None, grammar: str = "einspace", **zcp_param
             return TableProxies(task)
         if task is None:
             raise ValueError("zcp features need a task (its training data gives the mini-batch)")
-        from features.zcp import ZeroCostProxies
+        from features.zcp import ZeroCostProxies  # deferred: torch
 
         return ZeroCostProxies(task=task, **zcp_params)
     raise ValueError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SETS)}")
@@ -113,8 +114,6 @@ def make_featuriser(spec: "str | Sequence[str]", task: Any = None, grammar: str 
 
 def cached(featuriser: Any, archive: Any, task_name: str, progress: bool = False) -> Any:
     """``featuriser`` with every part's vectors cached in ``archive`` under ``task_name``."""
-    from features.cache import CachedFeaturiser
-
     def one(part: Any) -> Any:
         inner = part.featuriser if isinstance(part, CachedFeaturiser) else part  # re-target, never nest
         return CachedFeaturiser(inner, archive, task_name, progress=progress)

@@ -7,8 +7,9 @@ import json
 from typing import Any, Iterator, Sequence
 
 from nas.errors import InvalidArchitectureError
-from nas.grammar.core import Grammar, Signal, format_flow, format_shape, get_grammar
+from nas.grammar.core import Grammar, Signal, format_flow, format_shape
 from nas.grammar.derive import Derivation, Node, NodeInfo, OverBudget, path_str
+from nas.grammar.registry import get_grammar
 from nas.notation import parse, to_compact, to_long
 
 Shape = tuple[int, ...]

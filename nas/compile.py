@@ -3,9 +3,11 @@
 Each terminal's builder makes its layer from the node's inferred input and output shapes; sequential,
 routing and computation modules become flat ``Chain``s, branching modules ``Branch``es (with a
 replicated inner module instantiated once per branch, each with its own weights), DAG topologies
-(``nas.grammar.core.Dag``) ``DagModule``s whose nodes sum their incoming edges.  A nonterminal operation
-with a ``build_subtree(arch, node, path)`` method builds its whole subtree itself (the NAS-Bench-201
-network around its shared cell, ``nas.grammar.nb201.NB201Network``).  Every run of
+(``nas.grammar.core.Dag``) ``DagModule``s whose nodes sum their incoming edges.  A terminal's builder is
+looked up, not imported: the grammar names it by ``Operation.builder_key`` = ``(family, layer)`` and this
+module's registry maps the key to a function (``nas.ops.BUILDERS`` for einspace, ``nas.nb201_net.BUILDERS``
+for nb201 and hnb201; ``register_builder`` adds more).  A nonterminal with a ``builder_key`` builds its
+whole subtree with a subtree builder (the NAS-Bench-201 network around its shared cell).  Every run of
 ``im2col(k,s,p) -> linear(c) -> col2im`` left in a flattened chain (a convolution, possibly written with
 nested identity routings) is fused into ``Conv2d(C, c, k, s, p)``: the same function, since Unfold's
 channel-major features are a flattened conv weight, without materialising the unfolded tensor.  The
@@ -16,44 +18,46 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
-from typing import Sequence
 
 import torch
 from torch import nn
-
-from nas.architecture import Architecture
 from torch.nn.utils import skip_init
 
+from nas import nb201_net, ops
+from nas.architecture import Architecture
+from nas.grammar.core import Flow, Operation
 from nas.grammar.derive import Node
-from nas.ops import Branch, Chain, Col2Im, Im2Col, Network
+from nas.nb201_net import SubtreeBuilder
+from nas.ops import Branch, Builder, Chain, Col2Im, DagModule, Im2Col, Network
 
 #: Seeded builds draw their initial weights from torch's global generator, seeded inside ``fork_rng``; two
 #: threads doing that at once would interleave their draws, so seeded builds take turns.
 _SEEDED_BUILD = threading.Lock()
 
+#: Terminal builders by ``(family, layer)``; ``register_builder`` adds more.
+_BUILDERS: dict[tuple[str, str], Builder] = {**ops.BUILDERS, **nb201_net.BUILDERS}
+#: Builders of whole nonterminal subtrees by ``(family, layer)``.
+_SUBTREE_BUILDERS: dict[tuple[str, str], SubtreeBuilder] = dict(nb201_net.SUBTREE_BUILDERS)
 
-class DagModule(nn.Module):
-    """A fixed DAG of modules: ``edges[i] = (source, target)`` applies ``ops[i]`` to node ``source``; a node
-    is the sum of its incoming edges (in edge order), node 0 is the input, the last node the output.  Edges
-    must be in data-flow order (every edge into a node before every edge out of it)."""
 
-    def __init__(self, edges: Sequence[tuple[int, int]], ops: Sequence[nn.Module]) -> None:
-        super().__init__()
-        if len(edges) != len(ops):
-            raise ValueError(f"DagModule: {len(edges)} edges but {len(ops)} modules")
-        self.edges = tuple((int(s), int(t)) for s, t in edges)
-        self.num_nodes = 1 + max(max(e) for e in self.edges)
-        self.ops = nn.ModuleList(ops)
+def register_builder(family: str, layer: str, builder: Builder) -> None:
+    """Build the terminals whose ``builder_key`` is ``(family, layer)`` with ``builder(op, inputs, outputs)``."""
+    _BUILDERS[(family, layer)] = builder
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes: list[torch.Tensor | None] = [x] + [None] * (self.num_nodes - 1)
-        for (s, t), op in zip(self.edges, self.ops):
-            y = op(nodes[s])
-            nodes[t] = y if nodes[t] is None else nodes[t] + y
-        return nodes[-1]  # type: ignore[return-value]
 
-    def extra_repr(self) -> str:
-        return "edges=" + ", ".join(f"{s}->{t}" for s, t in self.edges)
+def register_subtree_builder(family: str, layer: str, builder: SubtreeBuilder) -> None:
+    """Build the nonterminals whose ``builder_key`` is ``(family, layer)``, whole, with
+    ``builder(op, node, inputs, outputs)``."""
+    _SUBTREE_BUILDERS[(family, layer)] = builder
+
+
+def build_terminal(op: Operation, inp: Flow, out: Flow) -> nn.Module:
+    """The module of terminal ``op`` for inputs ``inp`` and outputs ``out``, by its registered builder."""
+    key = op.builder_key
+    builder = _BUILDERS.get(key) if key is not None else None
+    if builder is None:
+        raise KeyError(f"no builder registered for terminal {op.name!r} (key {key!r}); see nas.compile.register_builder")
+    return builder(op, inp, out)
 
 
 def _fuse_convs(layers: list[nn.Module]) -> list[nn.Module]:
@@ -84,10 +88,12 @@ def build_backbone(arch: Architecture, fuse: bool = True) -> nn.Module:
         info = arch.node_at(path)
         op = info.op
         if op.is_terminal:
-            return op.build(info.inputs, info.outputs)  # type: ignore[attr-defined]
-        custom = getattr(op, "build_subtree", None)
-        if custom is not None:
-            return custom(arch, node, path)
+            return build_terminal(op, info.inputs, info.outputs)
+        key = op.builder_key
+        if key is not None:
+            if key not in _SUBTREE_BUILDERS:
+                raise KeyError(f"no subtree builder registered for {op.name!r} (key {key!r})")
+            return _SUBTREE_BUILDERS[key](op, node, info.inputs, info.outputs)
         if op.kind == "dag":
             return DagModule(op.edges, [build(child, path + (i,)) for i, child in enumerate(node.children)])  # type: ignore[attr-defined]
         if op.kind == "chain":

@@ -14,8 +14,8 @@ one graph per hierarchy level of a hierarchical grammar (hierarchical Weisfeiler
 
 Node ids are contiguous ints in data-flow (pre-order walk) order, which is also a topological order: the
 ``input`` node is 0, the terminals follow (copy 0 of a replicated module before copy 1, ...), and the
-``output`` node is the last id.  It is a node of its own, so, unlike the published converter (research notes
-``surrogates.md`` §2.2.1 point 4), it never collides with a real operation.
+``output`` node is the last id.  It is a node of its own, so, unlike the published GRAF converter (which
+relabels an operation as the output), it never collides with a real operation.
 """
 
 from __future__ import annotations
@@ -72,63 +72,13 @@ def to_graph(arch: "Architecture", expand: bool = True, max_nodes: int | None = 
                 f"to_graph: expanding the replicated branches gives {instances:,} op nodes (limit {max_nodes:,}); "
                 "use expand=False for the compact graph with multiplicities, or raise max_nodes"
             )
-    graph = nx.DiGraph()
-    graph.add_node(0, label=INPUT_LABEL, level=None, path=None, copy=(), copies=1, shape=tuple(arch.input_shape))
-    nonterminals: Counter[str] = Counter()
-    next_id = 1
-    node_at = arch.node_at
-
-    def add_terminal(path: tuple[int, ...], copy: tuple[int, ...], preds: tuple[int, ...]) -> int:
-        nonlocal next_id
-        info = node_at(path)
-        shapes = [s.shape for s in info.outputs]
-        shape: Any = shapes[0] if all(s == shapes[0] for s in shapes) else tuple(shapes)
-        copies = 1 if expand else info.copies
-        nid = next_id
-        next_id += 1
-        graph.add_node(nid, label=info.op.name, level=info.level, path=path, copy=copy, copies=copies, shape=shape)
-        for p in preds:
-            graph.add_edge(p, nid, copies=max(copies, graph.nodes[p]["copies"]))
-        return nid
-
-    def walk(node: "Node", path: tuple[int, ...], copy: tuple[int, ...], preds: tuple[int, ...]) -> tuple[int, ...]:
-        """Add ``node``'s terminals fed by ``preds``; return the ids of the terminals that produce its output
-        (several when it ends in a DAG node that sums edges)."""
-        info = node_at(path)
-        op = info.op
-        if op.is_terminal:
-            return (add_terminal(path, copy, preds),)
-        nonterminals[op.name] += 1 if expand else info.copies
-        children = node.children
-        if op.kind == "chain":
-            last = preds
-            for i, child in enumerate(children):
-                last = walk(child, path + (i,), copy, last)
-            return last
-        if op.kind == "branch":
-            fork = walk(children[0], path + (0,), copy, preds)
-            ends: list[int] = []
-            if op.replicate:  # type: ignore[attr-defined]
-                for j in range(op.fanout if expand else 1):  # type: ignore[attr-defined]
-                    ends.extend(walk(children[1], path + (1,), copy + (j,) if expand else copy, fork))
-            else:
-                for i in range(1, len(children) - 1):
-                    ends.extend(walk(children[i], path + (i,), copy, fork))
-            return walk(children[-1], path + (len(children) - 1,), copy, tuple(ends))
-        if op.kind == "dag":
-            values: list[tuple[int, ...]] = [preds] + [()] * (op.num_nodes - 1)  # type: ignore[attr-defined]
-            for i, (child, (s, t)) in enumerate(zip(children, op.edges)):  # type: ignore[attr-defined]
-                values[t] += walk(child, path + (i,), copy, values[s])
-            return values[-1]
-        raise ValueError(
-            f"to_graph: nonterminal {op.name!r} at {path} has kind {op.kind!r}; "
-            "only 'chain', 'branch' and 'dag' are supported"
-        )
-
-    last = walk(arch.root, (), (), (0,))
-    graph.add_node(next_id, label=OUTPUT_LABEL, level=None, path=None, copy=(), copies=1, shape=tuple(arch.output_shape))
+    walk = _GraphWalk(arch, expand)
+    graph = walk.graph
+    last = walk.walk(arch.root, (), (), (0,))
+    out_id = walk.next_id
+    graph.add_node(out_id, label=OUTPUT_LABEL, level=None, path=None, copy=(), copies=1, shape=tuple(arch.output_shape))
     for end in last:
-        graph.add_edge(end, next_id, copies=graph.nodes[end]["copies"])
+        graph.add_edge(end, out_id, copies=graph.nodes[end]["copies"])
     graph.graph.update(
         grammar=arch.grammar.name,
         input_shape=tuple(arch.input_shape),
@@ -137,9 +87,70 @@ def to_graph(arch: "Architecture", expand: bool = True, max_nodes: int | None = 
         depth=arch.depth,
         tree_terminals=arch.num_terminals,
         tree_nonterminals=arch.num_nodes - arch.num_terminals,
-        nonterminals=dict(nonterminals),
+        nonterminals=dict(walk.nonterminals),
     )
     return graph
+
+
+class _GraphWalk:
+    """Builds ``to_graph``'s DAG: walks the derivation tree adding one node per terminal (instance)."""
+
+    def __init__(self, arch: "Architecture", expand: bool) -> None:
+        self.expand = expand
+        self.node_at = arch.node_at
+        self.graph = nx.DiGraph()
+        self.graph.add_node(0, label=INPUT_LABEL, level=None, path=None, copy=(), copies=1,
+                            shape=tuple(arch.input_shape))
+        self.nonterminals: Counter[str] = Counter()
+        self.next_id = 1
+
+    def add_terminal(self, path: tuple[int, ...], copy: tuple[int, ...], preds: tuple[int, ...]) -> int:
+        info = self.node_at(path)
+        shapes = [s.shape for s in info.outputs]
+        shape: Any = shapes[0] if all(s == shapes[0] for s in shapes) else tuple(shapes)
+        copies = 1 if self.expand else info.copies
+        nid = self.next_id
+        self.next_id += 1
+        graph = self.graph
+        graph.add_node(nid, label=info.op.name, level=info.level, path=path, copy=copy, copies=copies, shape=shape)
+        for p in preds:
+            graph.add_edge(p, nid, copies=max(copies, graph.nodes[p]["copies"]))
+        return nid
+
+    def walk(self, node: "Node", path: tuple[int, ...], copy: tuple[int, ...], preds: tuple[int, ...]) -> tuple[int, ...]:
+        """Add ``node``'s terminals fed by ``preds``; return the ids of the terminals that produce its output
+        (several when it ends in a DAG node that sums edges)."""
+        info = self.node_at(path)
+        op = info.op
+        if op.is_terminal:
+            return (self.add_terminal(path, copy, preds),)
+        expand = self.expand
+        self.nonterminals[op.name] += 1 if expand else info.copies
+        children = node.children
+        if op.kind == "chain":
+            last = preds
+            for i, child in enumerate(children):
+                last = self.walk(child, path + (i,), copy, last)
+            return last
+        if op.kind == "branch":
+            fork = self.walk(children[0], path + (0,), copy, preds)
+            ends: list[int] = []
+            if op.replicate:  # type: ignore[attr-defined]
+                for j in range(op.fanout if expand else 1):  # type: ignore[attr-defined]
+                    ends.extend(self.walk(children[1], path + (1,), copy + (j,) if expand else copy, fork))
+            else:
+                for i in range(1, len(children) - 1):
+                    ends.extend(self.walk(children[i], path + (i,), copy, fork))
+            return self.walk(children[-1], path + (len(children) - 1,), copy, tuple(ends))
+        if op.kind == "dag":
+            values: list[tuple[int, ...]] = [preds] + [()] * (op.num_nodes - 1)  # type: ignore[attr-defined]
+            for i, (child, (s, t)) in enumerate(zip(children, op.edges)):  # type: ignore[attr-defined]
+                values[t] += self.walk(child, path + (i,), copy, values[s])
+            return values[-1]
+        raise ValueError(
+            f"to_graph: nonterminal {op.name!r} at {path} has kind {op.kind!r}; "
+            "only 'chain', 'branch' and 'dag' are supported"
+        )
 
 
 def _topology_graph(arch: "Architecture", path: tuple[int, ...]) -> nx.DiGraph:
@@ -287,7 +298,7 @@ def draw_graph(
     at ``path``: columns are longest-path depths from the input, boxes are coloured by op group.  ``expand``
     as in ``to_graph``; by default replicated branches are drawn expanded when that gives at most
     ``DRAW_EXPAND_LIMIT`` op nodes, else once with a ``×copies`` mark."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: drawing is optional
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib (drawing is optional)
     from matplotlib.figure import Figure
 
     if isinstance(arch, nx.DiGraph):

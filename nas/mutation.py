@@ -12,7 +12,7 @@ from nas.architecture import Architecture
 from nas.errors import InvalidArchitectureError, MutationError
 from nas.grammar.core import Budget, Signal
 from nas.grammar.derive import DeadEnd, Derivation, Hole, OverBudget, Restart, replace_at, subtree_at
-from nas.grammar.sampler import as_generator
+from nas.sampler import as_generator
 
 _RETRY = (DeadEnd, Restart, OverBudget, InvalidArchitectureError)
 

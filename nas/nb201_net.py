@@ -15,17 +15,23 @@ The layers of the hierarchical grammar (``nas.grammar.hnb201``): its convolution
 activations, after the published primitives.
 
 The costs of these modules in closed form live with the grammars (``nas.grammar.nb201``), which never import
-torch; the tests hold the two against each other.
+torch; the tests hold the two against each other.  ``BUILDERS`` and ``SUBTREE_BUILDERS`` are the builders of
+the terminals of families ``"nb201"`` and ``"hnb201"`` and of the nb201 network, keyed by ``(family, layer)``
+as the grammars publish them.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from torch import Tensor, nn
 
-from nas.compile import DagModule
 from nas.grammar.nb201 import CELL_EDGES, CELLS_PER_STAGE, NUM_STAGES, OPS, STEM_CHANNELS, validate_ops
+from nas.ops import Builder, DagModule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nas.grammar.core import Flow, Operation
+    from nas.grammar.derive import Node
 
 
 class ReLUConvBN(nn.Sequential):
@@ -162,3 +168,32 @@ def activation_layer(name: str) -> nn.Module:
     if name == "mish":
         return nn.Mish(inplace=False)
     raise ValueError(f"unknown activation {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders, keyed by the grammars' ``(family, layer)``
+# --------------------------------------------------------------------------------------------------
+
+#: A subtree builder makes the module of a whole nonterminal's subtree: ``(op, node, inputs, outputs)``.
+SubtreeBuilder = Callable[["Operation", "Node", "Flow", "Flow"], nn.Module]
+
+
+def _nb201_network(op: "Operation", node: "Node", inp: "Flow", out: "Flow") -> nn.Module:
+    """The whole backbone (stem to final ReLU) of an nb201 ``cell`` node."""
+    return nb201_backbone([c.op for c in node.children], in_channels=inp[0].shape[0])
+
+
+BUILDERS: dict[tuple[str, str], Builder] = {
+    ("nb201", "edge"): lambda op, inp, out: edge_op(op.name, inp[0].shape[0]),
+    ("hnb201", "id"): lambda op, inp, out: nn.Identity(),
+    ("hnb201", "zero"): lambda op, inp, out: Zero(),
+    ("hnb201", "avg_pool"): lambda op, inp, out: avg_pool_3x3(),
+    ("hnb201", "activation"): lambda op, inp, out: activation_layer(op.name),
+    ("hnb201", "conv"): lambda op, inp, out: conv_layer(op.name, inp[0].shape[0]),
+    ("hnb201", "norm"): lambda op, inp, out: norm_layer(op.name, inp[0].shape),
+    ("hnb201", "stem"): lambda op, inp, out: stem(inp[0].shape[0], STEM_CHANNELS),
+    ("hnb201", "out"): lambda op, inp, out: bn_relu(inp[0].shape[0]),
+    ("hnb201", "resblock"): lambda op, inp, out: ResNetBasicBlock(inp[0].shape[0], 2 * inp[0].shape[0], 2),
+}
+
+SUBTREE_BUILDERS: dict[tuple[str, str], SubtreeBuilder] = {("nb201", "network"): _nb201_network}

@@ -1,13 +1,18 @@
-"""PyTorch layers for the terminal operations and the module combinators of the grammar."""
+"""PyTorch layers for the einspace terminals, the module combinators of every grammar (chains, fork-join
+branches, fixed DAGs), the classification network, and ``BUILDERS``: the einspace terminals' builders,
+keyed by ``(family, layer)`` as the grammar publishes them (``nas.grammar.core.Operation.builder_key``)."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nas.grammar.core import Flow, Operation
 
 
 class PositionalEncoding(nn.Module):
@@ -147,6 +152,30 @@ class Branch(nn.Module):
         return self.join([inner(xi) for inner, xi in zip(self.inners, xs)])
 
 
+class DagModule(nn.Module):
+    """A fixed DAG of modules: ``edges[i] = (source, target)`` applies ``ops[i]`` to node ``source``; a node
+    is the sum of its incoming edges (in edge order), node 0 is the input, the last node the output.  Edges
+    must be in data-flow order (every edge into a node before every edge out of it)."""
+
+    def __init__(self, edges: Sequence[tuple[int, int]], ops: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(edges) != len(ops):
+            raise ValueError(f"DagModule: {len(edges)} edges but {len(ops)} modules")
+        self.edges = tuple((int(s), int(t)) for s, t in edges)
+        self.num_nodes = 1 + max(max(e) for e in self.edges)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x] + [None] * (self.num_nodes - 1)
+        for (s, t), op in zip(self.edges, self.ops):
+            y = op(nodes[s])
+            nodes[t] = y if nodes[t] is None else nodes[t] + y
+        return nodes[-1]  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        return "edges=" + ", ".join(f"{s}->{t}" for s, t in self.edges)
+
+
 class Network(nn.Module):
     """Backbone plus classification head: mean over H, W for an image output; for a token output,
     ``col_pool="features"`` (the published head: mean over the feature axis, one number per token) or
@@ -172,3 +201,41 @@ class Network(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.backbone(x).mean(dim=self._pool_dims))
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders of the einspace terminals: ``builder(op, inputs, outputs) -> nn.Module``
+# --------------------------------------------------------------------------------------------------
+
+#: A builder makes one terminal's module from the operation and its inferred input and output signals.
+Builder = Callable[["Operation", "Flow", "Flow"], nn.Module]
+
+
+def _norm(op: "Operation", inp: "Flow", out: "Flow") -> nn.Module:
+    x = inp[0]
+    return BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
+
+
+def _activation(op: "Operation", inp: "Flow", out: "Flow") -> nn.Module:
+    if op.name == "relu":
+        return nn.ReLU()
+    if op.name == "leakyrelu":
+        return nn.LeakyReLU(0.01)
+    return nn.Softmax(dim=-1)
+
+
+BUILDERS: dict[tuple[str, str], Builder] = {
+    ("einspace", "identity"): lambda op, inp, out: nn.Identity(),
+    ("einspace", "linear"): lambda op, inp, out: nn.Linear(inp[0].shape[-1], out[0].shape[-1]),
+    ("einspace", "norm"): _norm,
+    ("einspace", "activation"): _activation,
+    ("einspace", "pos_enc"): lambda op, inp, out: PositionalEncoding(inp[0].shape),
+    ("einspace", "perm"): lambda op, inp, out: Permute(op.dims),  # type: ignore[attr-defined]
+    ("einspace", "im2col"): lambda op, inp, out: Im2Col(op.kernel, op.stride, op.padding),  # type: ignore[attr-defined]
+    ("einspace", "col2im"): lambda op, inp, out: Col2Im(out[0].shape[1:]),
+    ("einspace", "clone"): lambda op, inp, out: Clone(op.k),  # type: ignore[attr-defined]
+    ("einspace", "group"): lambda op, inp, out: Group(op.k, op.dim),  # type: ignore[attr-defined]
+    ("einspace", "add"): lambda op, inp, out: Add(),
+    ("einspace", "cat"): lambda op, inp, out: Cat(op.dim),  # type: ignore[attr-defined]
+    ("einspace", "dot_product"): lambda op, inp, out: DotProduct(inp[0].shape[-1] if op.scaled else None),  # type: ignore[attr-defined]
+}

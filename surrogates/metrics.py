@@ -18,10 +18,6 @@ from scipy import stats
 
 log = logging.getLogger(__name__)
 
-#: Keys of ``all_metrics``' result, in report order.
-METRICS: tuple[str, ...] = ("kendall_tau", "spearman_rho", "mae", "precision_at_k", "n")
-
-
 def _pairs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """The finite pairs of two equally long 1-D sequences, as float arrays."""
     t = np.asarray(y_true, dtype=float).reshape(-1)

@@ -2,7 +2,7 @@
 
 Targets of different tasks live on different scales (a 40 % network on one task is excellent, on another
 poor), so each *block* of training data (one task's run, one file of the published transfer data) is
-normalised on its own before the blocks are pooled (spec §3.2–3.3):
+normalised on its own before the blocks are pooled:
 
 * ``minmax``: ``(y - min) / (max - min)`` over the block (a constant block becomes 0.5);
 * ``percentile``: the block's ECDF with ties averaged, ``rank(y) / n`` with average ranks, in ``(0, 1]``;
@@ -11,15 +11,16 @@ normalised on its own before the blocks are pooled (spec §3.2–3.3):
 Failed trainings (targets ≤ 0, or not finite) are dropped from *training* blocks when ``drop_failed``,
 before normalising; test data keep them, as in the published protocols ("we would still get them in search").
 
-Shapes.  A *block* is ``(X, y, task)``: ``X`` an ``(n, d)`` feature matrix (or a list of ``n`` architectures,
-featurised on ``task``), ``y`` ``n`` targets, ``task`` a task name or object.  For the protocols, a
+Shapes.  A *block* is ``(X, y, task)``: ``X`` a list of ``n`` architectures, featurised on ``task`` (an
+``(n, d)`` feature matrix for a surrogate with ``features=None``), ``y`` ``n`` targets, ``task`` a task name
+or object.  For the protocols, a
 *dataset* is a named ``TaskData``: a training run ``(X, y)`` (published: the seed-1 run) and optionally a
 test run ``(X_test, y_test)`` (published: the seed-0 run); without a test run, the rows are split into two
 halves by a permutation seeded with ``random_state`` (the first ``ceil(n/2)`` permuted rows train, the
 rest test).  ``datasets`` is a sequence of ``TaskData`` or a mapping ``name -> (X, y)`` or
 ``name -> (X, y, X_test, y_test)``; every ``X`` must have the same columns.
 
-Protocols (spec §5.4): ``one_to_one`` trains on a source's training run and tests on a target's test run
+Protocols: ``one_to_one`` trains on a source's training run and tests on a target's test run
 for every ordered pair (the diagonal is within-task, across runs or halves); ``leave_one_out`` trains on
 every run of every other dataset (each run normalised as its own block) and tests on both runs of the held-out
 one.  Both return lists of row dicts; ``pivot``, ``write_table`` and ``heatmap`` turn them into reports.
@@ -32,23 +33,19 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from scipy import stats
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from surrogates import folder
+from surrogates.base import FeatureSurrogate, Loader, build_featuriser, featuriser_info, grammar_of, \
+    is_feature_matrix, task_label, task_ref
+from surrogates.folder import MANIFEST, PersistenceError
 from surrogates.metrics import all_metrics
-from surrogates.tabular import (
-    FeaturesMixin,
-    TabularSurrogate,
-    _grammar_of,
-    build_featuriser,
-    featuriser_info,
-    is_feature_matrix,
-    task_label,
-)
+from surrogates.tabular import TabularSurrogate
 
 log = logging.getLogger(__name__)
 
@@ -134,66 +131,67 @@ def prepare_block(X: Any, y: Any, normalisation: str | None, drop_failed: bool,
 
 
 class Block(NamedTuple):
-    """One block of training data: features or architectures ``X``, targets ``y``, and its task (name or object)."""
+    """One block of training data: architectures (or a feature matrix) ``X``, targets ``y``, and its task."""
 
     X: Any
     y: Any
     task: Any = None
 
 
-class TransferSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
-    """A tabular model (``base``: ``rf``, ``xgb`` or ``xgb_tuned``) fitted on pooled blocks of other tasks'
-    evaluations, optionally plus the current task's own, each block's targets normalised on its own
-    (spec §3.2, ``tr_rf``).  Predictions are on that normalised scale: use them for ranking, not as accuracies.
+SOURCES_FILE = "sources.csv"
+CURRENT = " (current)"
 
-    ``task`` is the current (target) task: predictions on architectures are featurised on it.  Fitted
-    attributes: ``model_`` (a fitted ``TabularSurrogate`` on the pooled data), ``blocks_`` (a description of
-    every block), and ``n_features_in_``, ``feature_names_``, ``featuriser_``, ``training_``, ``check_X_`` (the
-    pooled model's).
+
+class TransferSurrogate(FeatureSurrogate):
+    """A tabular model (``base``: ``rf``, ``xgb`` or ``xgb_tuned``) fitted on pooled blocks of other tasks'
+    evaluations plus the current task's own, each block's targets normalised on its own (the published
+    ``tr_rf``).  Predictions are on that normalised scale: use them for ranking, not as accuracies.
+
+    ``fit_sources(blocks, current=None)`` learns the source data: every block is featurised on its own task
+    and normalised, and the pooled rows are kept (``source_X_``, ``source_y_``; saved with the surrogate).
+    ``fit(archs, y)``, the surrogate contract a search refits with, featurises the current task's
+    architectures on ``task`` and fits the base model on the source rows plus this current block; a fresh
+    surrogate without sources fits on the current block alone.
+
+    Fitted attributes: ``model_`` (a fitted ``TabularSurrogate`` on the pooled data), ``blocks_`` (a
+    description of every block), ``source_X_``, ``source_y_``, ``source_blocks_``, and ``n_features_in_``,
+    ``feature_names_``, ``featuriser_``, ``training_``, ``check_X_`` (the pooled model's).
     """
 
+    kind = "transfer"
+
     def __init__(self, base: str = "rf", normalisation: str = "minmax", drop_failed: bool = True,
-                 features: str = "graf,zcp", task: Any = None, random_state: int = 0,
+                 features: str | None = "graf,zcp", task: Any = None, random_state: int = 0,
                  model_params: Mapping[str, Any] | None = None, n_jobs: int | None = 1) -> None:
         self.base = base
         self.normalisation = normalisation
         self.drop_failed = drop_failed
         self.features = features
-        self.task = task
+        self.task = task_ref(task, strict=False)
         self.random_state = random_state
         self.model_params = model_params
         self.n_jobs = n_jobs
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    def _featurise_block(self, X: Any, task: Any) -> tuple[Any, list[str] | None, list[dict[str, str]] | None]:
-        if is_feature_matrix(X):
-            return X, None, None
+    def _featurise_block(self, X: Any, task: Any) -> tuple[np.ndarray, list[str] | None, list[dict[str, str]] | None]:
+        if self.features is None:
+            return np.asarray(X, dtype=np.float64), None, None
         items = list(X)
-        featuriser = build_featuriser(self.features, task, grammar=_grammar_of(items))
+        featuriser = build_featuriser(self.features, task, grammar=grammar_of(items))
         matrix = np.asarray(featuriser.fit(items).transform(items), dtype=np.float64)
         return matrix, [str(n) for n in featuriser.get_feature_names_out()], featuriser_info(featuriser)
 
-    def fit(self, sources: Iterable[Any], current: Any = None, *,
-            feature_names: Sequence[str] | None = None) -> "TransferSurrogate":
+    def fit_sources(self, sources: Iterable[Any], current: Any = None, *,
+                    feature_names: Sequence[str] | None = None) -> "TransferSurrogate":
         """Fit on ``sources``, a sequence of blocks ``(X, y, task)``, plus ``current``, the current task's own
         ``(X, y)`` (or None).  Architecture blocks are featurised on their own task (the current block on
-        ``self.task``); ``feature_names`` names the columns of matrix blocks."""
+        ``self.task``); ``feature_names`` names the columns when ``features=None``."""
         blocks = [Block(*b) for b in sources]
-        if current is not None:
-            cur = tuple(current)
-            blocks.append(Block(cur[0], cur[1], cur[2] if len(cur) > 2 else self.task))
-        if not blocks:
-            raise ValueError("TransferSurrogate.fit: no training blocks (sources is empty and current is None)")
+        if not blocks and current is None:
+            raise ValueError("TransferSurrogate.fit_sources: no training blocks (sources is empty and current is None)")
         mats, ys, descs = [], [], []
         names, info = (None if feature_names is None else [str(n) for n in feature_names]), None
         for i, block in enumerate(blocks):
             label = task_label(block.task) or f"block{i}"
-            if current is not None and i == len(blocks) - 1:
-                label = f"{label} (current)"
             matrix, block_names, block_info = self._featurise_block(block.X, block.task)
             if block_names is not None:
                 if names is not None and block_names != names:
@@ -203,12 +201,48 @@ class TransferSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
             mats.append(Xb)
             ys.append(yb)
             descs.append(desc)
-        X = _stack(mats)
-        y = np.concatenate(ys)
-        if y.size == 0:
+        self.source_X_ = _stack(mats) if mats else None
+        self.source_y_ = np.concatenate(ys) if ys else None
+        self.source_blocks_ = descs
+        self.source_names_, self.source_info_ = names, info
+        if current is None:
+            return self._fit_pooled(self.source_X_, self.source_y_, names, info, descs, "transfer")
+        cur = tuple(current)
+        matrix, cur_names, cur_info = self._featurise_block(cur[0], cur[2] if len(cur) > 2 else self.task)
+        return self.fit_matrix(matrix, cur[1], cur_names or names, featuriser_info=cur_info or info,
+                               source="transfer")
+
+    def _sources(self) -> tuple[np.ndarray | None, np.ndarray | None, list[dict[str, Any]]]:
+        blocks = list(getattr(self, "source_blocks_", None) or [])
+        X, y = getattr(self, "source_X_", None), getattr(self, "source_y_", None)
+        if blocks and X is None:
+            raise ValueError("this TransferSurrogate was saved without its source data (an older format with an "
+                             "XGBoost base), so it cannot be refitted; refit it with fit_sources and save it again")
+        return X, y, blocks
+
+    def fit_matrix(self, X: Any, y: Any, feature_names: Sequence[str] | None = None, *,
+                   featuriser_info: list[dict[str, str]] | None = None, source: str = "matrix",
+                   archs: Sequence[Any] | None = None) -> "TransferSurrogate":
+        """Fit on the source rows (if any) plus the current task's feature matrix ``X`` and targets ``y``,
+        normalised as a block of its own."""
+        src_X, src_y, src_blocks = self._sources()
+        label = (self.task_name or f"block{len(src_blocks)}") + CURRENT
+        Xc, yc, desc = prepare_block(np.asarray(X, dtype=np.float64), y, self.normalisation, self.drop_failed, label)
+        names = None if feature_names is None else [str(n) for n in feature_names]
+        known = getattr(self, "source_names_", None)
+        if src_X is not None and names is not None and known is not None and names != list(known):
+            raise ValueError("TransferSurrogate.fit: the current task's feature columns differ from the sources'")
+        pooled_X = Xc if src_X is None else _stack([src_X, Xc])
+        pooled_y = yc if src_y is None else np.concatenate([src_y, yc])
+        info = featuriser_info or getattr(self, "source_info_", None)
+        return self._fit_pooled(pooled_X, pooled_y, names or known, info, [*src_blocks, desc], source)
+
+    def _fit_pooled(self, X: np.ndarray, y: np.ndarray, names: Sequence[str] | None,
+                    info: list[dict[str, str]] | None, descs: list[dict[str, Any]], source: str) -> "TransferSurrogate":
+        if y is None or y.size == 0:
             raise ValueError("TransferSurrogate.fit: every training row was dropped as a failure")
         model = TabularSurrogate(self.base, self.features, self.task, self.random_state, self.model_params, self.n_jobs)
-        model._fit_features(X, y, names, info, "transfer")
+        model.fit_matrix(X, y, names, featuriser_info=info, source=source)
         self.model_ = model
         self.blocks_ = descs
         self.n_features_in_ = model.n_features_in_
@@ -216,13 +250,56 @@ class TransferSurrogate(FeaturesMixin, RegressorMixin, BaseEstimator):
         self.featuriser_ = model.featuriser_
         self.training_ = model.training_
         self.check_X_ = model.check_X_
-        log.info("TransferSurrogate: fitted on %d rows from %d blocks (%s targets)", y.size, len(blocks), self.normalisation)
+        log.info("TransferSurrogate: fitted on %d rows from %d blocks (%s targets)", y.size, len(descs),
+                 self.normalisation)
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted normalised targets (1-D float64) for architectures of the current task or a feature matrix."""
+    def predict_matrix(self, X: Any) -> np.ndarray:
+        """Predicted normalised targets (1-D float64) for a feature matrix."""
         check_is_fitted(self, "model_")
-        return self.model_.predict(X)
+        return self.model_.predict_matrix(X)
+
+    def _save_model(self, directory: Path) -> dict[str, Any]:
+        self.model_.save(directory / "base")
+        src_X, src_y, src_blocks = self._sources()
+        sources: dict[str, Any] = {"blocks": folder.to_json(src_blocks, "source_blocks"), "n_rows": 0}
+        if src_X is not None and len(src_X):
+            path = directory / SOURCES_FILE
+            folder.write_training_csv(path, [str(n) for n in self.feature_names_], src_X, src_y)
+            sources.update(file=SOURCES_FILE, n_rows=int(len(src_y)), sha256=folder.sha256(path))
+        return {"base": "base", "blocks": folder.to_json(self.blocks_, "blocks"), "sources": sources}
+
+    def _load_model(self, directory: Path, manifest: Mapping[str, Any], load: Loader | None) -> None:
+        path = directory / MANIFEST
+        if load is None:
+            raise PersistenceError(f"{path}: loading a transfer surrogate needs a loader for its base model")
+        model = load(folder.subfolder(directory, folder.field(manifest, "base", str, path), path, "base"),
+                     task=self.task)
+        if not isinstance(model, TabularSurrogate):
+            raise PersistenceError(f"{directory}/base: expected a tabular surrogate, found {type(model).__name__}")
+        self.model_ = model
+        self.blocks_ = list(manifest.get("blocks") or [])
+        names = [str(n) for n in manifest["feature_names"]]
+        self.source_names_, self.source_info_ = names, (manifest.get("featuriser") or {}).get("parts")
+        info = manifest.get("sources")
+        if isinstance(info, Mapping):
+            self.source_blocks_ = list(info.get("blocks") or [])
+            if info.get("file"):
+                self.source_X_, self.source_y_ = folder.read_training_csv(folder.model_file(directory, info, path), names)
+            else:
+                self.source_X_, self.source_y_ = np.zeros((0, len(names))), np.zeros(0)
+            return
+        self._sources_from_base(model, len(names))
+
+    def _sources_from_base(self, model: TabularSurrogate, width: int) -> None:
+        """A folder saved before the source rows were kept: a forest base holds the pooled rows (sources
+        first); an XGBoost base holds none, so such a surrogate predicts but cannot be refitted."""
+        self.source_blocks_ = [b for b in self.blocks_ if not str(b.get("name", "")).endswith(CURRENT)]
+        kept = sum(int(b.get("n_rows", 0)) - int(b.get("n_dropped", 0)) for b in self.source_blocks_)
+        if model.train_X_ is not None:
+            self.source_X_, self.source_y_ = model.train_X_[:kept], model.train_y_[:kept]
+        else:
+            self.source_X_, self.source_y_ = (None, None) if self.source_blocks_ else (np.zeros((0, width)), np.zeros(0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,8 +515,8 @@ def heatmap(matrix: Any, labels: Sequence[str], path_png: "str | os.PathLike[str
             digits: int = 2) -> None:
     """Save an annotated heatmap of ``matrix`` (rows ``labels``, columns ``col_labels``, default the same) as
     PNG, on an Agg canvas (no pyplot, no global figure state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib
+    from matplotlib.figure import Figure  # deferred: matplotlib
 
     m = np.asarray(matrix, dtype=float)
     cols = list(labels if col_labels is None else col_labels)

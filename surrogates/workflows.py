@@ -15,70 +15,49 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from data.tasks import get_task
+from features.pipeline import cached, make_featuriser
+from surrogates.base import Surrogate
 from surrogates.metrics import all_metrics
+from surrogates.registry import make_surrogate, surrogate_names
+from surrogates.tabular import fit_from_archive
+from surrogates.transfer import TaskData, heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
 
 log = logging.getLogger(__name__)
 
-MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm")
+#: The surrogate names (``surrogates.registry.SURROGATES``).
+MODELS = surrogate_names()
 
 
-def make_model(model: str, task: Any = None, features: str = "graf,zcp", seed: int = 0, **lm_params: Any) -> Any:
-    """A fresh surrogate by name."""
-    if model in ("rf", "xgb", "xgb_tuned"):
-        from surrogates.tabular import TabularSurrogate
-
-        return TabularSurrogate(model, features=features, task=task, random_state=seed)
-    if model == "ensemble":
-        from surrogates.ensemble import EnsembleSurrogate
-
-        return EnsembleSurrogate(features=features, task=task, random_state=seed)
-    if model == "lm":
-        from surrogates.lm import LMSurrogate
-
-        return LMSurrogate(random_state=seed, **lm_params)
-    raise ValueError(f"unknown surrogate model {model!r}; choose from {', '.join(MODELS)}")
+def make_model(model: str, task: Any = None, features: str | None = "graf,zcp", seed: int = 0,
+               **lm_params: Any) -> Surrogate:
+    """A fresh surrogate by name (``surrogates.registry.make_surrogate``)."""
+    return make_surrogate(model, task, features, seed, **lm_params)
 
 
-def _fit(surrogate: Any, archive: Any, task: str, protocol: str | None, archs=None, y=None) -> Any:
-    from surrogates.tabular import fit_from_archive
-
+def _fit(surrogate: Surrogate, archive: Any, task: str, protocol: str | None, archs: Sequence[Any] | None = None,
+         y: Any = None) -> Surrogate:
+    """Fit on ``archs, y`` (default: every usable evaluation of ``task``), features cached in the archive."""
     if archs is None:
-        if hasattr(surrogate, "features") and not _is_lm(surrogate):
-            return fit_from_archive(surrogate, archive, task, protocol, progress=True)
-        archs, y = archive.dataset(task, protocol)
-    if hasattr(surrogate, "features") and not _is_lm(surrogate):
-        from features.pipeline import cached
-        from surrogates.tabular import build_featuriser
-
-        featuriser = cached(build_featuriser(surrogate.features, surrogate.task or task, grammar=archs[0].grammar.name),
-                            archive, task)
-        X = featuriser.fit(archs).transform(archs)
-        return surrogate.fit(X, y, feature_names=list(featuriser.get_feature_names_out()))
-    return surrogate.fit(archs, y)
-
-
-def _is_lm(surrogate: Any) -> bool:
-    return type(surrogate).__name__ == "LMSurrogate"
+        return fit_from_archive(surrogate, archive, task, protocol, progress=True)
+    return surrogate.fit_cached(archs, y, archive, task, progress=True)
 
 
 def fit_on_archive(archive: Any, task: str, model: str = "rf", features: str = "graf,zcp", protocol: str | None = None,
-                   seed: int = 0, **lm_params: Any) -> Any:
+                   seed: int = 0, **lm_params: Any) -> Surrogate:
     """Fit a ``model`` surrogate on the evaluations of ``task`` in ``archive``."""
     surrogate = make_model(model, task, features, seed, **lm_params)
     return _fit(surrogate, archive, task, protocol)
 
 
-def _predict(surrogate: Any, archive: Any, task: str, archs: Sequence[Any]) -> np.ndarray:
-    if hasattr(surrogate, "features") and not _is_lm(surrogate) and hasattr(surrogate, "make_featuriser"):
-        featuriser = surrogate.make_featuriser(archive=archive, task_name=task, grammar=archs[0].grammar.name)
-        return np.asarray(surrogate.predict(featuriser.fit(archs).transform(archs)), dtype=float)
-    return np.asarray(surrogate.predict(list(archs)), dtype=float)
+def _predict(surrogate: Surrogate, archive: Any, task: str, archs: Sequence[Any]) -> np.ndarray:
+    return np.asarray(surrogate.predict_cached(list(archs), archive, task), dtype=float)
 
 
 def scatter(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: str = "") -> None:
     """Predicted against true accuracy, as a PNG (matplotlib's Agg canvas; no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib
+    from matplotlib.figure import Figure  # deferred: matplotlib
 
     fig = Figure(figsize=(4.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)
@@ -138,10 +117,6 @@ def evaluate_on_archive(surrogate: Any, archive: Any, task: str, protocol: str |
 def task_datasets(archive: Any, tasks: Sequence[str] | None = None, features: str = "graf,zcp",
                   protocol: str | None = None) -> list:
     """One ``TaskData`` per task of the archive: cached features and accuracies (failures as 0)."""
-    from data.tasks import get_task
-    from features.pipeline import cached, make_featuriser
-    from surrogates.transfer import TaskData
-
     names = list(tasks) if tasks else sorted({t for t, _, _ in archive.tasks()})
     out = []
     for name in names:
@@ -164,8 +139,6 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
     Markdown table.  ``min_source_tau`` (leave-one-out only) screens out sources without a ranking signal
     of their own (``surrogates.transfer.leave_one_out``).  ``data``: the ``task_datasets`` of these tasks,
     when the caller has them already (they are loaded from the archive otherwise)."""
-    from surrogates.transfer import heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
-
     if model == "lm":
         raise ValueError("transfer studies run on tabular surrogates (rf, xgb, ensemble); fine-tune the LM with "
                          "nas surrogate fit --model lm")
@@ -175,8 +148,8 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
     if len(data) < 2:
         raise ValueError(f"{archive.path}: transfer needs at least two tasks with evaluations")
 
-    def factory() -> Any:
-        return make_model(model, None, features, seed)
+    def factory() -> Any:  # the protocols fit on feature matrices
+        return make_model(model, None, None, seed)
 
     md, csv_path, png = (os.path.join(out, f"tau.{ext}") for ext in ("md", "csv", "png"))
     if min_source_tau is not None and protocol != "leave-one-out":

@@ -10,11 +10,10 @@ from nas.grammar.core import (
     Operation,
     Signal,
     Terminal,
-    get_grammar,
-    grammar_names,
-    register_grammar,
+    Vocabulary,
 )
 from nas.grammar.derive import Node, NodeInfo
+from nas.grammar.registry import get_grammar, grammar_names, register_grammar
 
 __all__ = [
     "Branch",
@@ -28,6 +27,7 @@ __all__ = [
     "Operation",
     "Signal",
     "Terminal",
+    "Vocabulary",
     "get_grammar",
     "grammar_names",
     "register_grammar",

@@ -2,20 +2,19 @@
 
 A grammar is plain data: for every nonterminal ("level") a list of operations, each with a sampling
 weight.  Terminal operations carry their own validity predicate, symbolic shape function, parameter and
-FLOP count and a builder; nonterminal operations say how data flows through their children (a chain, a
-fork-join branch, or a fixed DAG whose edges are the children: a "topology operator" of hierarchical
-search spaces such as NAS-Bench-201's cell or a residual block).  Nothing here imports torch: builders
-import it lazily when a network is compiled.
+FLOP count; nonterminal operations say how data flows through their children (a chain, a fork-join
+branch, or a fixed DAG whose edges are the children: a "topology operator" of hierarchical search spaces
+such as NAS-Bench-201's cell or a residual block).  Every operation also publishes its vocabulary: the
+GRAF label and path group that graph features count it under, the rule by which a FLOP counter costs its
+layer, and the key (``family``, ``layer``) under which the network layer (``nas.compile``) looks up the
+builder of its module.  Nothing here imports torch or the network layer.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch.nn
+from typing import Callable, NamedTuple, Sequence
 
 
 class Signal(NamedTuple):
@@ -61,18 +60,36 @@ def merge_grid(flow: Flow) -> tuple[int, int] | None:
 class Operation:
     """One production of a grammar: an option at a level (nonterminal), chosen with probability
     proportional to ``weight`` among the options that are still valid.  Weight 0 means "legal but never
-    sampled" (used for ops that only seed architectures need)."""
+    sampled" (used for ops that only seed architectures need).
+
+    Published vocabulary (set by the grammar presets; the defaults suit a grammar without a published
+    one): ``graf_label``, the GRAF label the op is counted under (``None``: not counted; default its
+    name); ``graf_group``, its path-statistics group (``None``: never removed; default its name for a
+    terminal, ``None`` for a nonterminal); ``flop_rule``, how a FLOP counter that counts matrix products
+    only (``torch.utils.flop_counter``) costs its layer: ``"free"`` (nothing counted), ``"linear"`` (one
+    ``nn.Linear``/``nn.Conv2d``: 2 · input elements · output width), ``"product"`` (one matrix product of
+    two inputs, the same formula) or ``None`` (unknown: no closed form); ``family`` and ``layer``, the key
+    of the builder that makes its module (``layer`` defaults to the name for a terminal; a nonterminal with
+    a ``layer`` is built whole by its builder, one without is built from its children)."""
 
     kind: str = "terminal"
     #: Child levels, in data-flow order; empty for terminals.
     children: tuple[str, ...] = ()
     #: Bracket pair used by the compact string notation for nonterminals.
     brackets: str = ""
+    #: The builder family (a grammar family, e.g. ``"einspace"``); with ``layer`` the builder's key.
+    family: str = ""
+    #: How a matrix-product FLOP counter costs this operation's layer (see the class docstring).
+    flop_rule: str | None = None
+    #: The builder's name within ``family``; ``None``: the op's name for a terminal, none for a nonterminal.
+    layer: str | None = None
 
     def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
         self.name = name
         self.level = level
         self.weight = float(weight)
+        self.graf_label: str | None = name
+        self.graf_group: str | None = name if self.is_terminal else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.level!r} w={self.weight:.4g}>"
@@ -80,6 +97,19 @@ class Operation:
     @property
     def is_terminal(self) -> bool:
         return self.kind == "terminal"
+
+    @property
+    def builder_key(self) -> tuple[str, str] | None:
+        """``(family, layer)``: the key of the network-layer builder of this operation's module; ``None`` for
+        a nonterminal built from its children."""
+        if self.layer is not None:
+            return (self.family, self.layer)
+        return (self.family, self.name) if self.is_terminal else None
+
+    def labelled(self, label: str | None, group: str | None = None) -> "Operation":
+        """Set the published GRAF label and path group; returns the operation (for grammar definitions)."""
+        self.graf_label, self.graf_group = label, group
+        return self
 
     def params(self, inp: Flow, out: Flow) -> int:
         """Parameters of the operation itself for input ``inp`` and output ``out``: a terminal's layer; for a
@@ -93,15 +123,13 @@ class Operation:
 
 class Terminal(Operation):
     """A terminal operation: a layer.  Subclasses define ``infer`` (returning ``None`` when the operation
-    is not valid for that input), ``params``, ``flops`` and ``build``."""
+    is not valid for that input), ``params`` and ``flops``; the network layer builds its module with the
+    builder registered under ``builder_key``."""
 
     #: True for layers that map a single signal to a single signal.
     one_to_one = True
 
     def infer(self, flow: Flow) -> Flow | None:
-        raise NotImplementedError
-
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
         raise NotImplementedError
 
 
@@ -159,9 +187,9 @@ class Dag(Operation):
     would leave no such path, so sampling never dead-ends; a given tree without such a path is invalid.
 
     Subclasses may override ``enter``/``exit`` (fixed layers around the DAG, e.g. a stem), ``params`` and
-    ``flops`` (their costs), ``join_flops`` and ``build_subtree`` (how the compiler builds it); the defaults
-    are identities, no costs beyond one addition per element for each extra input of a node, and the
-    compiler's generic DAG module.
+    ``flops`` (their costs) and ``join_flops``, and set ``layer`` (the compiler then builds the whole
+    subtree with the builder registered under ``builder_key``); the defaults are identities, no costs
+    beyond one addition per element for each extra input of a node, and the compiler's generic DAG module.
     """
 
     kind = "dag"
@@ -267,6 +295,9 @@ class Grammar:
         strict_levels: bool = False,
         hierarchy: Sequence[Sequence[str]] = (),
         default_budget: "Budget | None" = None,
+        graf_labels: Sequence[str] = (),
+        graf_groups: Sequence[str] = (),
+        graf_other_group: str | None = None,
     ) -> None:
         self.name = name
         self.start = start
@@ -280,6 +311,13 @@ class Grammar:
         self.hierarchy: tuple[tuple[str, ...], ...] = tuple(tuple(group) for group in hierarchy)
         #: The budget used when none is given (sampling, mutation); ``None``: ``Budget()``.
         self.default_budget = default_budget
+        #: GRAF label order published with the grammar (the labels of other ops follow, see ``vocabulary``).
+        self.graf_labels = tuple(graf_labels)
+        #: Path-statistics group order published with the grammar (other ops' groups follow).
+        self.graf_groups = tuple(graf_groups)
+        #: The group of op names the grammar does not know (``None``: never removed).
+        self.graf_other_group = graf_other_group
+        self._vocabulary: Vocabulary | None = None
         self.levels: dict[str, tuple[Operation, ...]] = {k: tuple(v) for k, v in levels.items()}
         self._index: dict[tuple[str, str], Operation] = {}
         for level, ops in self.levels.items():
@@ -349,6 +387,15 @@ class Grammar:
     def level_min_nodes(self, level: str) -> int:
         return min((self._min_nodes[(level, op.name)] for op in self.levels[level] if op.weight > 0), default=math.inf)
 
+    def vocabulary(self) -> "Vocabulary":
+        """The grammar's published vocabulary (``Vocabulary``): labels are ``graf_labels``, then the labels of
+        the other ops, terminals first, then nonterminals, each in level and option order, first occurrence
+        kept, the start level's options left out; groups are ``graf_groups``, then the other terminals'
+        groups in the same order."""
+        if self._vocabulary is None:
+            self._vocabulary = _build_vocabulary(self)
+        return self._vocabulary
+
     def _layer_bounds(self) -> dict[tuple[str, str], float]:
         """Fixed point like ``_completion_bounds``: a terminal is one layer; a replicated branch's inner
         module counts once per branch."""
@@ -401,6 +448,45 @@ class Grammar:
         return nodes, height  # type: ignore[return-value]
 
 
+class Vocabulary(NamedTuple):
+    """What a grammar publishes for graph features: ``labels`` and ``groups`` in column order,
+    ``label_of``/``group_of`` (op name -> label / group, for every op that has one) and ``other_group``
+    (the group of names the grammar does not know)."""
+
+    labels: tuple[str, ...]
+    label_of: dict[str, str]
+    groups: tuple[str, ...]
+    group_of: dict[str, str]
+    other_group: str | None
+
+
+def _ordered(prefix: Sequence[str], items: Sequence[str | None]) -> tuple[str, ...]:
+    """``prefix`` followed by the items not yet listed, in order, without ``None`` and duplicates."""
+    out = list(prefix)
+    for item in items:
+        if item is not None and item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _build_vocabulary(grammar: Grammar) -> Vocabulary:
+    ops = [op for level, options in grammar.levels.items() if level != grammar.start for op in options]
+    terminals = [op for op in ops if op.is_terminal]
+    nonterminals = [op for op in ops if not op.is_terminal]
+    labels = _ordered(grammar.graf_labels, [op.graf_label for op in terminals + nonterminals])
+    groups = _ordered(grammar.graf_groups, [op.graf_group for op in terminals])
+    label_set, group_set = frozenset(labels), frozenset(groups)
+    label_of: dict[str, str] = {}
+    group_of: dict[str, str] = {}
+    for options in grammar.levels.values():
+        for op in options:
+            if op.graf_label in label_set:
+                label_of.setdefault(op.name, op.graf_label)  # type: ignore[arg-type]
+            if op.graf_group in group_set:
+                group_of.setdefault(op.name, op.graf_group)  # type: ignore[arg-type]
+    return Vocabulary(labels, label_of, groups, group_of, grammar.graf_other_group)
+
+
 @dataclass(frozen=True)
 class Budget:
     """Hard limits that sampling and mutation never exceed.  All are properties of the architecture, not
@@ -432,57 +518,3 @@ class Budget:
             f"nodes ≤ {self.max_nodes}, depth ≤ {self.max_depth}, params ≤ {self.max_params:,}, "
             f"FLOPs ≤ {self.max_flops:.3g}, activation ≤ {self.max_activation:,} elements at batch {self.batch_size}, layers ≤ {self.max_layers:,}"
         )
-
-
-def _builtin_einspace() -> Grammar:
-    from nas.grammar.einspace import build_einspace
-
-    return build_einspace()
-
-
-def _builtin_einspace_quick() -> Grammar:
-    from nas.grammar.einspace import build_einspace
-
-    return build_einspace(0.9, name="einspace-quick")
-
-
-def _builtin_nb201() -> Grammar:
-    from nas.grammar.nb201 import build_nb201
-
-    return build_nb201()
-
-
-def _builtin_hnb201() -> Grammar:
-    from nas.grammar.hnb201 import build_hnb201
-
-    return build_hnb201()
-
-
-_REGISTRY: dict[str, Callable[[], Grammar]] = {
-    "einspace": _builtin_einspace,
-    "einspace-quick": _builtin_einspace_quick,
-    "nb201": _builtin_nb201,
-    "hnb201": _builtin_hnb201,
-}
-_CACHE: dict[str, Grammar] = {}
-
-
-def register_grammar(name: str, factory: Callable[[], Grammar]) -> None:
-    """Make ``get_grammar(name)`` return ``factory()`` (built once, then shared: grammars are immutable)."""
-    _REGISTRY[name] = factory
-    _CACHE.pop(name, None)
-
-
-def get_grammar(grammar: "str | Grammar") -> Grammar:
-    """Look a grammar up by name (``"einspace"``, ``"einspace-quick"``, ...), or pass one through."""
-    if isinstance(grammar, Grammar):
-        return grammar
-    if grammar not in _REGISTRY:
-        raise KeyError(f"unknown grammar {grammar!r}; known: {', '.join(sorted(_REGISTRY))}")
-    if grammar not in _CACHE:
-        _CACHE[grammar] = _REGISTRY[grammar]()
-    return _CACHE[grammar]
-
-
-def grammar_names() -> list[str]:
-    return sorted(_REGISTRY)

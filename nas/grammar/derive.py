@@ -252,25 +252,7 @@ class Derivation:
             raise OverBudget(f"node {path_str(path)}: tree exceeds the node or depth budget")
 
         if op.is_terminal:
-            out = op.infer(flow)  # type: ignore[attr-defined]
-            if out is None:
-                self._fail(sampled, op, path, f"not valid for input {format_flow(flow)}")
-            params = op.params(flow, out)  # type: ignore[attr-defined]
-            flops = op.flops(flow, out)  # type: ignore[attr-defined]
-            self.params += params * copies
-            self.flops += flops * copies
-            self.layers += copies
-            if budget is not None:
-                act = max(s.numel for s in out) * budget.batch_size
-                if (self.params > budget.max_params or self.flops > budget.max_flops or act > budget.max_activation
-                        or self.layers > budget.max_layers):
-                    if sampled:
-                        raise DeadEnd
-                    raise OverBudget(
-                        f"node {path_str(path)} ({op.name}): over the parameter, FLOP, activation or layer budget"
-                    )
-            self.infos[index] = NodeInfo(index, path, op.level, op, depth, flow, out, params, flops, copies)
-            return Node(op.name), out
+            return self._apply_terminal(op, flow, depth, copies, index, path, sampled)
 
         children: list[Node] = []
         reserve_after = self.grammar.reserve_after(op)
@@ -291,24 +273,8 @@ class Derivation:
             out = x
         elif op.kind == "dag":
             out, own_params, own_flops = self._dag(op, flow, copies, path, sampled, tmpl, children, child)  # type: ignore[arg-type]
-        else:  # fork-join branch
-            k = op.fanout  # type: ignore[attr-defined]
-            forked = child(0, op.children[0], flow, copies)
-            if len(forked) != k:
-                self._fail(sampled, op, path, f"branching function gives {len(forked)} branches, expected {k}")
-            if op.replicate:  # type: ignore[attr-defined]
-                y = child(1, op.children[1], forked[:1], copies * k)
-                if len(y) != 1:
-                    self._fail(sampled, op, path, "inner module must give one tensor")
-                ys = y * k
-            else:
-                ys = ()
-                for j in range(k):
-                    y = child(1 + j, op.children[1 + j], forked[j : j + 1], copies)
-                    if len(y) != 1:
-                        self._fail(sampled, op, path, "inner module must give one tensor")
-                    ys += y
-            out = child(len(op.children) - 1, op.children[-1], ys, copies)
+        else:
+            out = self._branch(op, flow, copies, path, sampled, child)
         if own_params or own_flops:
             self.params += own_params * copies
             self.flops += own_flops * copies
@@ -318,6 +284,55 @@ class Derivation:
                 raise OverBudget(f"node {path_str(path)} ({op.name}): over the parameter or FLOP budget")
         self.infos[index] = NodeInfo(index, path, op.level, op, depth, flow, out, own_params, own_flops, copies)
         return Node(op.name, tuple(children)), out
+
+    def _apply_terminal(
+        self, op: Operation, flow: Flow, depth: int, copies: int, index: int, path: tuple[int, ...], sampled: bool
+    ) -> tuple[Node, Flow]:
+        """A terminal: infer its output, add its costs and check them against the budget."""
+        budget = self.budget
+        out = op.infer(flow)  # type: ignore[attr-defined]
+        if out is None:
+            self._fail(sampled, op, path, f"not valid for input {format_flow(flow)}")
+        params = op.params(flow, out)
+        flops = op.flops(flow, out)
+        self.params += params * copies
+        self.flops += flops * copies
+        self.layers += copies
+        if budget is not None:
+            act = max(s.numel for s in out) * budget.batch_size
+            if (self.params > budget.max_params or self.flops > budget.max_flops or act > budget.max_activation
+                    or self.layers > budget.max_layers):
+                if sampled:
+                    raise DeadEnd
+                raise OverBudget(
+                    f"node {path_str(path)} ({op.name}): over the parameter, FLOP, activation or layer budget"
+                )
+        self.infos[index] = NodeInfo(index, path, op.level, op, depth, flow, out, params, flops, copies)
+        return Node(op.name), out
+
+    def _branch(
+        self, op: Operation, flow: Flow, copies: int, path: tuple[int, ...], sampled: bool,
+        child: Callable[..., Flow],
+    ) -> Flow:
+        """A fork-join branch: fork, map every branch (a replicated inner module once, for ``fanout``
+        copies), join."""
+        k = op.fanout  # type: ignore[attr-defined]
+        forked = child(0, op.children[0], flow, copies)
+        if len(forked) != k:
+            self._fail(sampled, op, path, f"branching function gives {len(forked)} branches, expected {k}")
+        if op.replicate:  # type: ignore[attr-defined]
+            y = child(1, op.children[1], forked[:1], copies * k)
+            if len(y) != 1:
+                self._fail(sampled, op, path, "inner module must give one tensor")
+            ys = y * k
+        else:
+            ys = ()
+            for j in range(k):
+                y = child(1 + j, op.children[1 + j], forked[j : j + 1], copies)
+                if len(y) != 1:
+                    self._fail(sampled, op, path, "inner module must give one tensor")
+                ys += y
+        return child(len(op.children) - 1, op.children[-1], ys, copies)
 
     def _dag(
         self,

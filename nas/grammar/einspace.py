@@ -6,7 +6,7 @@ and routing ``(1-p)/3`` each and each branching factor ``(1-p)/9``); 4 branching
 6 aggregations for two branches and 4 for four or eight; 14 pre-routing and 8 post-routing functions;
 13 computation functions.  Terminal choices are uniform over the options valid for the incoming shapes.
 
-Deliberate deviations from the published code (see ``../shared/research/einspace.md`` §2.7 and §9):
+Deliberate deviations from the published code:
 
 * The branching factor is a property of the branching *module* (``branching(k)``), and the aggregation
   options are those for ``k`` branches.  The first implementation tracked it as a node attribute and
@@ -24,17 +24,17 @@ Deliberate deviations from the published code (see ``../shared/research/einspace
 * Seeds need relative-width linear layers (``linear(x4)``, ``linear(/4)``, for MLP-Mixer token mixing at
   any token count); they are grammar options with weight 0, never special cases in the compiler.
 * Shapes, validity, parameters and FLOPs are closed-form arithmetic: nothing runs a tensor while sampling.
+
+The grammar publishes its vocabulary: every option carries its GRAF label (``GRAF_LABELS``, the published
+55-label order), its path-statistics group (``GRAF_GROUPS``), its FLOP-counter rule and the key of its
+builder (family ``"einspace"``; the modules live in ``nas.ops``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from nas.grammar.core import Branch, Chain, Flow, Grammar, Signal, Terminal, merge_grid
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch.nn
+from nas.grammar.core import Branch, Chain, Flow, Grammar, Operation, Signal, Terminal, merge_grid
 
 LINEAR_WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 IM2COL_OPTIONS = ((1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (4, 4, 0), (8, 8, 0), (16, 16, 0))
@@ -43,11 +43,42 @@ PERMUTATIONS = ((0, 2, 1), (0, 1, 3, 2), (0, 3, 1, 2), (0, 3, 2, 1), (0, 2, 1, 3
 BRANCHING_FACTORS = (2, 4, 8)
 DEFAULT_COMPUTATION_PROB = 0.32
 
+FAMILY = "einspace"
 
-def _ops():
-    from nas import ops  # lazy: the grammar never imports torch at module level
+#: The 55 GRAF labels in the published order: the translated option names of every grammar level except
+#: ``network``, in the published level order and option order, first occurrence kept.
+GRAF_LABELS: tuple[str, ...] = (
+    "sequential_module", "branching_module", "routing_module", "computation_module",
+    "clone_tensor2", "group_dim2s1d", "group_dim2s2d", "group_dim2s3d",
+    "clone_tensor4", "group_dim4s1d", "group_dim4s2d", "group_dim4s3d",
+    "clone_tensor8", "group_dim8s1d", "group_dim8s2d", "group_dim8s3d",
+    "add_tensors", "cat_tensors1d2t", "cat_tensors2d2t", "cat_tensors3d2t", "dot_product", "scaled_dot_product",
+    "cat_tensors1d4t", "cat_tensors2d4t", "cat_tensors3d4t",
+    "cat_tensors1d8t", "cat_tensors2d8t", "cat_tensors3d8t",
+    "identity", "permute21", "permute132", "permute312", "permute321", "permute213", "permute231",
+    "im2col1k1s0p", "im2col1k2s0p", "im2col3k1s1p", "im2col3k2s1p", "im2col4k4s0p", "im2col8k8s0p", "im2col16k16s0p",
+    "col2im",
+    "linear16", "linear32", "linear64", "linear128", "linear256", "linear512", "linear1024", "linear2048",
+    "norm", "leakyrelu", "softmax", "learnable_positional_encoding",
+)
+#: Path-statistics groups: ``im2col`` (``im2col(…)`` and ``col2im``), ``permute``, ``aggregation`` (``add``,
+#: ``cat``, ``dot_product``), ``clone``, ``group_dim``, ``linear`` (every width, seed-only ones included) and
+#: ``other`` (every other op, and names the grammar does not know).  Unlike the published groups,
+#: ``identity`` belongs to ``other``, so that every op is in exactly one group.
+GRAF_GROUPS: tuple[str, ...] = ("im2col", "permute", "aggregation", "clone", "group_dim", "linear", "other")
 
-    return ops
+
+class _Layer(Terminal):
+    """An einspace terminal: built by the ``"einspace"`` builder family; in GRAF group ``other`` and free
+    for a matrix-product FLOP counter unless a subclass says otherwise."""
+
+    family = FAMILY
+    flop_rule: str | None = "free"
+    group = "other"
+
+    def __init__(self, name: str, level: str, weight: float = 1.0, *, label: str | None = None) -> None:
+        super().__init__(name, level, weight)
+        self.labelled(name if label is None else label, self.group)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -55,19 +86,21 @@ def _ops():
 # --------------------------------------------------------------------------------------------------
 
 
-class Identity(Terminal):
+class Identity(_Layer):
+    layer = "identity"
+
     def infer(self, flow: Flow) -> Flow | None:
         return flow if len(flow) == 1 else None
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        import torch.nn as nn
-
-        return nn.Identity()
 
 
-class Linear(Terminal):
+class Linear(_Layer):
     """``nn.Linear`` on the last axis, to a fixed width (``linear(64)``) or a relative one (``linear(x4)``,
-    ``linear(/4)``)."""
+    ``linear(/4)``, which have no GRAF label)."""
+
+    layer = "linear"
+    group = "linear"
+    flop_rule = "linear"
 
     def __init__(self, level: str, width: int | None = None, *, times: int = 1, divide: int = 1, weight: float = 1.0):
         if width is not None:
@@ -76,7 +109,9 @@ class Linear(Terminal):
             name = f"linear(x{times})"
         else:
             name = f"linear(/{divide})"
-        super().__init__(name, level, weight)
+        super().__init__(name, level, weight, label=None if width is None else f"linear{width}")
+        if width is None:
+            self.graf_label = None
         self.width, self.times, self.divide = width, times, divide
 
     def out_features(self, in_features: int) -> int | None:
@@ -100,14 +135,12 @@ class Linear(Terminal):
         rows = math.prod(inp[0].shape[:-1])
         return 2 * rows * inp[0].shape[-1] * out[0].shape[-1]
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        import torch.nn as nn
-
-        return nn.Linear(inp[0].shape[-1], out[0].shape[-1])
 
 
-class Norm(Terminal):
+class Norm(_Layer):
     """``BatchNorm2d`` over axis 1 (channels) in im mode, ``LayerNorm`` over the feature axis in col mode."""
+
+    layer = "norm"
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow if len(flow) == 1 else None
@@ -122,17 +155,16 @@ class Norm(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return 4 * inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        import torch.nn as nn
-
-        from nas.ops import BatchNorm2d
-
-        x = inp[0]
-        return BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
 
 
-class Activation(Terminal):
-    """Element-wise activation (``relu``, ``leakyrelu``) or ``softmax`` over the last axis."""
+class Activation(_Layer):
+    """Element-wise activation (``relu``, ``leakyrelu``) or ``softmax`` over the last axis.  GRAF counts
+    ``relu`` under the published label ``leakyrelu``."""
+
+    layer = "activation"
+
+    def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
+        super().__init__(name, level, weight, label="leakyrelu" if name == "relu" else name)
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow if len(flow) == 1 else None
@@ -140,18 +172,15 @@ class Activation(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return (3 if self.name == "softmax" else 1) * inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        import torch.nn as nn
-
-        if self.name == "relu":
-            return nn.ReLU()
-        if self.name == "leakyrelu":
-            return nn.LeakyReLU(0.01)
-        return nn.Softmax(dim=-1)
 
 
-class PositionalEncoding(Terminal):
+class PositionalEncoding(_Layer):
     """Adds a learnable tensor of the input's shape (initialised N(0, 1))."""
+
+    layer = "pos_enc"
+
+    def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
+        super().__init__(name, level, weight, label="learnable_positional_encoding")
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow if len(flow) == 1 else None
@@ -162,8 +191,6 @@ class PositionalEncoding(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().PositionalEncoding(inp[0].shape)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,11 +198,15 @@ class PositionalEncoding(Terminal):
 # --------------------------------------------------------------------------------------------------
 
 
-class Permute(Terminal):
+class Permute(_Layer):
     """Reorders the non-batch axes; ``dims`` includes the batch axis 0 as in the published names."""
 
+    layer = "perm"
+    group = "permute"
+
     def __init__(self, level: str, dims: tuple[int, ...], weight: float = 1.0):
-        super().__init__("perm(" + ",".join(map(str, dims)) + ")", level, weight)
+        super().__init__("perm(" + ",".join(map(str, dims)) + ")", level, weight,
+                         label="permute" + "".join(map(str, dims[1:])))
         self.dims = dims
 
     def infer(self, flow: Flow) -> Flow | None:
@@ -184,16 +215,18 @@ class Permute(Terminal):
         x = flow[0]
         return (Signal(tuple(x.shape[d - 1] for d in self.dims[1:]), x.grid),)
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Permute(self.dims)
 
 
-class Im2Col(Terminal):
+class Im2Col(_Layer):
     """Unfold ``C×H×W`` into ``(H'·W')×(C·k²)`` tokens (channel-major features, like a conv weight) and
     remember the grid ``(H', W')`` for a later ``col2im``."""
 
+    layer = "im2col"
+    group = "im2col"
+
     def __init__(self, level: str, kernel: int, stride: int, padding: int, weight: float = 1.0):
-        super().__init__(f"im2col({kernel},{stride},{padding})", level, weight)
+        super().__init__(f"im2col({kernel},{stride},{padding})", level, weight,
+                         label=f"im2col{kernel}k{stride}s{padding}p")
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
     def grid(self, h: int, w: int) -> tuple[int, int]:
@@ -209,12 +242,13 @@ class Im2Col(Terminal):
         gh, gw = self.grid(h, w)
         return (Signal((gh * gw, c * self.kernel * self.kernel), (gh, gw)),)
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Im2Col(self.kernel, self.stride, self.padding)
 
 
-class Col2Im(Terminal):
+class Col2Im(_Layer):
     """Fold ``(H'·W')×D`` tokens back into a ``D×H'×W'`` image on the grid of the most recent im2col."""
+
+    layer = "col2im"
+    group = "im2col"
 
     def infer(self, flow: Flow) -> Flow | None:
         if len(flow) != 1:
@@ -224,8 +258,6 @@ class Col2Im(Terminal):
             return None
         return (Signal((x.shape[1], *x.grid), x.grid),)
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Col2Im(out[0].shape[1:])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,27 +265,29 @@ class Col2Im(Terminal):
 # --------------------------------------------------------------------------------------------------
 
 
-class Clone(Terminal):
+class Clone(_Layer):
     one_to_one = False
+    layer = "clone"
+    group = "clone"
 
     def __init__(self, level: str, k: int, weight: float = 1.0):
-        super().__init__(f"clone({k})", level, weight)
+        super().__init__(f"clone({k})", level, weight, label=f"clone_tensor{k}")
         self.k = k
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow * self.k if len(flow) == 1 else None
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Clone(self.k)
 
 
-class Group(Terminal):
+class Group(_Layer):
     """Split into ``k`` equal contiguous chunks along axis ``dim`` (counting the batch axis as 0)."""
 
     one_to_one = False
+    layer = "group"
+    group = "group_dim"
 
     def __init__(self, level: str, k: int, dim: int, weight: float = 1.0):
-        super().__init__(f"group({k},{dim})", level, weight)
+        super().__init__(f"group({k},{dim})", level, weight, label=f"group_dim{k}s{dim}d")
         self.k, self.dim = k, dim
 
     def infer(self, flow: Flow) -> Flow | None:
@@ -266,15 +300,15 @@ class Group(Terminal):
         shape[self.dim - 1] //= self.k
         return (Signal(tuple(shape), x.grid),) * self.k
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Group(self.k, self.dim)
 
 
-class Add(Terminal):
+class Add(_Layer):
     one_to_one = False
+    layer = "add"
+    group = "aggregation"
 
     def __init__(self, level: str, k: int, weight: float = 1.0):
-        super().__init__(f"add({k})", level, weight)
+        super().__init__(f"add({k})", level, weight, label="add_tensors")
         self.k = k
 
     def infer(self, flow: Flow) -> Flow | None:
@@ -285,15 +319,15 @@ class Add(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return (self.k - 1) * out[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Add()
 
 
-class Cat(Terminal):
+class Cat(_Layer):
     one_to_one = False
+    layer = "cat"
+    group = "aggregation"
 
     def __init__(self, level: str, k: int, dim: int, weight: float = 1.0):
-        super().__init__(f"cat({k},{dim})", level, weight)
+        super().__init__(f"cat({k},{dim})", level, weight, label=f"cat_tensors{dim}d{k}t")
         self.k, self.dim = k, dim
 
     def infer(self, flow: Flow) -> Flow | None:
@@ -310,18 +344,20 @@ class Cat(Terminal):
         shape[axis] = sum(s.shape[axis] for s in flow)
         return (Signal(tuple(shape), merge_grid(flow)),)
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().Cat(self.dim)
 
 
-class DotProduct(Terminal):
+class DotProduct(_Layer):
     """Batched matrix product of the two branches (``a @ b``), optionally scaled by ``1/sqrt(d)`` with ``d``
     the last axis of ``a``.  col: ``S×D @ D×E -> S×E``; im: ``C×H×W @ C×W×V -> C×H×V``."""
 
     one_to_one = False
+    layer = "dot_product"
+    group = "aggregation"
+    flop_rule = "product"
 
     def __init__(self, level: str, scaled: bool, weight: float = 1.0):
-        super().__init__("dot_product(scaled)" if scaled else "dot_product", level, weight)
+        super().__init__("dot_product(scaled)" if scaled else "dot_product", level, weight,
+                         label="scaled_dot_product" if scaled else "dot_product")
         self.scaled = scaled
 
     def infer(self, flow: Flow) -> Flow | None:
@@ -336,8 +372,6 @@ class DotProduct(Terminal):
         a = inp[0].shape
         return 2 * math.prod(a) * out[0].shape[-1] + (out[0].numel if self.scaled else 0)
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        return _ops().DotProduct(inp[0].shape[-1] if self.scaled else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,20 +379,20 @@ class DotProduct(Terminal):
 # --------------------------------------------------------------------------------------------------
 
 
-def _module_options(level: str, p: float, with_computation: bool) -> list:
+def _module_options(level: str, p: float, with_computation: bool) -> list[Operation]:
     """Module choices: computation ``p``; sequential and routing ``(1-p)/3``; each branching(k) ``(1-p)/9``."""
     rest = (1.0 - p) if with_computation else 1.0
-    ops: list = [Chain("sequential", level, ("module", "module"), "()", rest / 3)]
+    ops: list[Operation] = [Chain("sequential", level, ("module", "module"), "()", rest / 3).labelled("sequential_module")]
     for k in BRANCHING_FACTORS:
         ops.append(
             Branch(
                 f"branching({k})", level, f"branching_fn_{k}", "module", f"aggregation_fn_{k}",
                 fanout=k, replicate=k > 2, brackets="{}", weight=rest / 9,
-            )
+            ).labelled("branching_module")
         )
-    ops.append(Chain("routing", level, ("prerouting_fn", "module", "postrouting_fn"), "[]", rest / 3))
+    ops.append(Chain("routing", level, ("prerouting_fn", "module", "postrouting_fn"), "[]", rest / 3).labelled("routing_module"))
     if with_computation:
-        ops.append(Chain("computation", level, ("computation_fn",), "<>", p))
+        ops.append(Chain("computation", level, ("computation_fn",), "<>", p).labelled("computation_module"))
     return ops
 
 
@@ -395,4 +429,7 @@ def build_einspace(computation_prob: float = DEFAULT_COMPUTATION_PROB, name: str
         "network",
         levels,
         description=f"einspace (computation-module probability {computation_prob})",
+        graf_labels=GRAF_LABELS,
+        graf_groups=GRAF_GROUPS,
+        graf_other_group="other",
     )

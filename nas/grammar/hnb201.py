@@ -64,8 +64,8 @@ The NAS-Bench-201 subset.  With ``D2 = Linear3(D1,D1,D0)``, both ``D1 = Linear3(
 ``macro_fixed_repetitive.cfg``) and one cell repeated 15 times whose conv blocks are ``relu`` + ``conv3x3o``
 or ``conv1x1o`` + ``batch``, an architecture is exactly NAS-Bench-201's network for that cell (same modules,
 parameters and FLOPs as grammar ``nb201``).  ``to_nb201_cell`` gives its cell string (``None`` outside the
-subset) and ``from_nb201_cell`` the architecture of a cell; ``data.nb201.NB201Task`` looks such
-architectures up.  Cells whose every input-output path has a ``none`` edge have no counterpart here.
+subset) and ``nas.cells.from_nb201_cell`` the architecture of a cell; ``data.nb201.NB201Task`` looks such
+architectures up.  The layers are built by the builders of family ``"hnb201"`` (``nas.nb201_net``).  Cells whose every input-output path has a ``none`` edge have no counterpart here.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Sequence
 
 from nas.grammar.core import Budget, Chain, Dag, Flow, Grammar, Signal, Terminal
+from nas.grammar.derive import Node, subtree_at
 from nas.grammar.nb201 import (
     CELL_EDGES,
     OPS,
@@ -81,19 +82,17 @@ from nas.grammar.nb201 import (
     conv_cost,
     input_problem,
     norm_cost,
-    parse_cell_string,
     resblock_cost,
     stem_cost,
     to_cell_string,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch.nn
-
     from nas.architecture import Architecture
-    from nas.grammar.derive import Node
 
 GRAMMAR_NAME = "hnb201"
+#: The builder family of the grammar's terminals (``nas.nb201_net``).
+FAMILY = "hnb201"
 START_LEVEL = "network"
 DEFAULT_INPUT_SHAPE = (3, 32, 32)
 
@@ -119,48 +118,42 @@ def _image(flow: Flow) -> tuple[int, int, int] | None:
 
 class _ImageOp(Terminal):
     """A shape-preserving layer on one ``C×H×W`` image (``id``, ``zero``, ``avg_pool``, activations, norms,
-    convolutions keeping the width); subclasses set costs and the builder."""
+    convolutions keeping the width); subclasses set costs and the builder's ``layer``."""
+
+    family = FAMILY
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow if _image(flow) is not None else None
 
 
 class Identity(_ImageOp):
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        import torch.nn as nn
-
-        return nn.Identity()
+    layer = "id"
 
 
 class Zero(_ImageOp):
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import Zero as ZeroModule
-
-        return ZeroModule()
+    layer = "zero"
 
 
 class AvgPool(_ImageOp):
+    layer = "avg_pool"
+
     def flops(self, inp: Flow, out: Flow) -> int:
         return 9 * inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import avg_pool_3x3
-
-        return avg_pool_3x3()
 
 
 class Activation(_ImageOp):
+    layer = "activation"
+
     def flops(self, inp: Flow, out: Flow) -> int:
         return inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import activation_layer
-
-        return activation_layer(self.name)
 
 
 class Conv(_ImageOp):
     """``conv3x3o``, ``conv1x1o`` or the depthwise ``dconv3x3o``: bias-free, ``C -> C``."""
+
+    layer = "conv"
 
     def _cost(self, inp: Flow) -> tuple[int, int]:
         c, h, w = inp[0].shape
@@ -173,14 +166,12 @@ class Conv(_ImageOp):
     def flops(self, inp: Flow, out: Flow) -> int:
         return self._cost(inp)[1]
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import conv_layer
-
-        return conv_layer(self.name, inp[0].shape[0])
 
 
 class Norm(_ImageOp):
     """``batch``, ``instance`` (per channel, 2·C parameters) or ``layer`` (over ``C×H×W``, 2·C·H·W)."""
+
+    layer = "norm"
 
     def params(self, inp: Flow, out: Flow) -> int:
         c, h, w = inp[0].shape
@@ -189,14 +180,13 @@ class Norm(_ImageOp):
     def flops(self, inp: Flow, out: Flow) -> int:
         return 4 * inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import norm_layer
-
-        return norm_layer(self.name, inp[0].shape)
 
 
 class Stem(Terminal):
     """Bias-free 3×3 conv from the input's channels to 16, + BatchNorm (any image input)."""
+
+    family = FAMILY
+    layer = "stem"
 
     def infer(self, flow: Flow) -> Flow | None:
         shape = _image(flow)
@@ -208,14 +198,12 @@ class Stem(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return stem_cost(inp[0].shape[0], STEM_CHANNELS, *inp[0].shape[1:])[1]
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import stem
-
-        return stem(inp[0].shape[0], STEM_CHANNELS)
 
 
 class Out(_ImageOp):
     """The final BatchNorm + ReLU (the compiler appends the pooled linear head)."""
+
+    layer = "out"
 
     def params(self, inp: Flow, out: Flow) -> int:
         return 2 * inp[0].shape[0]
@@ -223,14 +211,13 @@ class Out(_ImageOp):
     def flops(self, inp: Flow, out: Flow) -> int:
         return 5 * inp[0].numel
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import bn_relu
-
-        return bn_relu(inp[0].shape[0])
 
 
 class ResBlock(Terminal):
     """The reduction block: ``C×H×W -> 2C×H/2×W/2``, valid for even ``H`` and ``W``."""
+
+    family = FAMILY
+    layer = "resblock"
 
     def infer(self, flow: Flow) -> Flow | None:
         shape = _image(flow)
@@ -245,11 +232,6 @@ class ResBlock(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return resblock_cost(*inp[0].shape)[1]
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        from nas.nb201_net import ResNetBasicBlock
-
-        c = inp[0].shape[0]
-        return ResNetBasicBlock(c, 2 * c, 2)
 
 
 def _linear(level: str, children: Sequence[str], name: str | None = None, weight: float = 1.0) -> Chain:
@@ -317,10 +299,8 @@ def build_hnb201(name: str = GRAMMAR_NAME) -> Grammar:
 # --------------------------------------------------------------------------------------------------
 
 
-def _nb201_tree(cell: "Node") -> "Node":
+def _nb201_tree(cell: Node) -> Node:
     """The derivation of NAS-Bench-201's skeleton with ``cell`` everywhere."""
-    from nas.grammar.derive import Node
-
     pair = Node("Linear2", (cell, cell))
     down = Node("Linear2", (cell, Node("resBlock")))
     reducing = Node("Linear3", (pair, pair, down))
@@ -328,9 +308,7 @@ def _nb201_tree(cell: "Node") -> "Node":
     return Node("network", (Node("stem"), Node("Linear3(D1,D1,D0)", (reducing, reducing, plain)), Node("out")))
 
 
-def _edge_node(op: str) -> "Node":
-    from nas.grammar.derive import Node
-
+def _edge_node(op: str) -> Node:
     if op == "nor_conv_3x3" or op == "nor_conv_1x1":
         conv = "conv3x3o" if op == "nor_conv_3x3" else "conv1x1o"
         return Node("Linear1", (Node("Linear3", (Node("relu"), Node(conv), Node("batch"))),))
@@ -341,26 +319,14 @@ def _edge_node(op: str) -> "Node":
 _FIRST_CELL = (1, 0, 0, 0)
 
 
-def from_nb201_cell(
-    cell: "str | Sequence[str]", input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE
-) -> "Architecture":
-    """The hnb201 architecture that is NAS-Bench-201's network for ``cell`` (a standard cell string or six
-    operation names); ``InvalidArchitectureError`` when every input-output path of the cell has a ``none``
-    edge (the grammar requires a live path)."""
-    from nas.architecture import Architecture
-    from nas.grammar.derive import Node
-    from nas.grammar.nb201 import validate_ops
-
-    ops = parse_cell_string(cell) if isinstance(cell, str) else validate_ops(cell)
-    node = Node("Cell", tuple(_edge_node(op) for op in ops))
-    return Architecture(_nb201_tree(node), input_shape, GRAMMAR_NAME)
+def nb201_cell_tree(ops: Sequence[str]) -> Node:
+    """The hnb201 derivation that is NAS-Bench-201's network for the six (validated) edge ``ops``."""
+    return _nb201_tree(Node("Cell", tuple(_edge_node(op) for op in ops)))
 
 
 def to_nb201_ops(arch: "Architecture") -> tuple[str, ...] | None:
     """The six NAS-Bench-201 edge operations of an hnb201 architecture in the NAS-Bench-201 subset (module
     docstring), else ``None``."""
-    from nas.grammar.derive import subtree_at
-
     if arch.grammar.name != GRAMMAR_NAME:
         return None
     try:
@@ -381,6 +347,6 @@ def to_nb201_cell(arch: "Architecture") -> str | None:
 
 
 @cache
-def _edge_ops() -> "dict[Node, str]":
+def _edge_ops() -> dict[Node, str]:
     """hnb201 edge subtree -> NAS-Bench-201 operation (``_edge_node`` inverted)."""
     return {_edge_node(op): op for op in OPS}

@@ -30,11 +30,12 @@ per output element, for its ReLU and BatchNorm; 3×3 average pool: 9 per element
 its constant part (the all-``none`` cell, 7,943,872) is 5,184 above our count of the skeleton in that
 convention (multiply-adds, ReLU 1 and BN 2 per element, pools k² per output element, the head's 640
 multiply-adds: 7,938,688), a remainder we could not attribute; ``tests/nas/test_nb201_net.py`` checks the
-increments.  ``compile_architecture`` builds the network with ``nas.nb201_net``; evaluation on the benchmark
-is by table look-up (``data.nb201.NB201Task``).
+increments.  ``compile_architecture`` builds the network with the builders of family ``"nb201"`` (``nas.nb201_net``);
+evaluation on the benchmark is by table look-up (``data.nb201.NB201Task``).
 
 The standard cell string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node ``j``'s incoming edges, ``~i`` naming
-the source node) converts with ``to_cell_string`` / ``from_cell_string``.
+the source node) converts with ``to_cell_string`` / ``parse_cell_string`` (``nas.cells`` makes
+architectures of cells).
 
 Canonicalisation (``canonical_cell``), found by experiment against the GRAF study's table of 9,445 unique
 cells: an edge is *live* when its operation is not ``none``, its source is reachable from node 0 and node 3
@@ -52,16 +53,13 @@ distinct architecture with the same table entry (mutating a dead edge changes no
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from nas.errors import ArchitectureSyntaxError
 from nas.grammar.core import Dag, Flow, Grammar, Signal, Terminal, format_shape
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch.nn
-
     from nas.architecture import Architecture
-    from nas.grammar.derive import Node
 
 #: The five operations, in NAS-Bench-201's order.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -75,6 +73,8 @@ NUM_NODES = 4
 NUM_CELLS = len(OPS) ** len(EDGES)
 DEFAULT_INPUT_SHAPE = (3, 32, 32)
 GRAMMAR_NAME = "nb201"
+#: The builder family of the grammar's operations (``nas.nb201_net``).
+FAMILY = "nb201"
 START_LEVEL = "network"
 CELL = "cell"
 
@@ -193,7 +193,11 @@ def input_problem(shape: tuple[int, ...], grammar: str) -> str | None:
 
 class CellOp(Terminal):
     """One NAS-Bench-201 edge operation: shape-preserving on ``C×H×W`` images, invalid on sequences.
-    Its costs are totals over the cell's 15 copies in the network (the input is the first stage's)."""
+    Its costs are totals over the cell's 15 copies in the network (the input is the first stage's); its
+    module (one copy at the input's width) is the builder ``("nb201", "edge")``'s."""
+
+    family = FAMILY
+    layer = "edge"
 
     def __init__(self, name: str, level: str, edge: tuple[int, int], weight: float = 1.0) -> None:
         super().__init__(name, level, weight)
@@ -217,17 +221,14 @@ class CellOp(Terminal):
     def flops(self, inp: Flow, out: Flow) -> int:
         return self._total(inp)[1]
 
-    def build(self, inp: Flow, out: Flow) -> "torch.nn.Module":
-        """The operation's module for one copy at ``inp``'s width."""
-        from nas.nb201_net import edge_op
-
-        return edge_op(self.name, inp[0].shape[0])
-
 
 class NB201Network(Dag):
     """The root of the nb201 grammar: the cell's DAG inside the fixed NAS-Bench-201 skeleton (module
     docstring).  ``enter`` is the stem, ``exit`` the two reductions; ``params``/``flops`` are the
-    skeleton's; the compiler builds it with ``nas.nb201_net.nb201_backbone``."""
+    skeleton's; the compiler builds the whole backbone with the builder ``("nb201", "network")``."""
+
+    family = FAMILY
+    layer = "network"
 
     def __init__(self, grammar: str, level: str, children: Sequence[str]) -> None:
         super().__init__(CELL, level, children, CELL_EDGES, "()")
@@ -257,13 +258,6 @@ class NB201Network(Dag):
     def join_flops(self, elements: int) -> int:
         # ``elements`` is one cell's at the first stage; every stage halves the size, five cells per stage
         return sum(CELLS_PER_STAGE * (elements >> s) for s in range(NUM_STAGES))
-
-    def build_subtree(self, arch: "Architecture", node: "Node", path: tuple[int, ...]) -> "torch.nn.Module":
-        """The whole backbone (stem to final ReLU) for the cell at ``path``."""
-        from nas.nb201_net import nb201_backbone
-
-        info = arch.node_at(path)
-        return nb201_backbone([c.op for c in node.children], in_channels=info.inputs[0].shape[0])
 
 
 def build_nb201(name: str = GRAMMAR_NAME) -> Grammar:
@@ -318,21 +312,11 @@ def cell_ops(arch: "Architecture") -> tuple[str, ...]:
     return tuple(c.op for c in root.children)
 
 
-def _as_ops(arch_or_ops: "Architecture | Sequence[str]") -> tuple[str, ...]:
-    from nas.architecture import Architecture
-
-    if isinstance(arch_or_ops, Architecture):
+def _as_ops(arch_or_ops: "Architecture | Sequence[str] | Any") -> tuple[str, ...]:
+    """Six operation names of an nb201 architecture (anything with a derivation ``root``) or a sequence."""
+    if hasattr(arch_or_ops, "root") and hasattr(arch_or_ops, "grammar"):
         return cell_ops(arch_or_ops)
     return validate_ops(arch_or_ops)
-
-
-def cell_architecture(ops: Sequence[str], input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE) -> "Architecture":
-    """The ``Architecture`` of grammar nb201 whose six edges carry ``ops``."""
-    from nas.architecture import Architecture
-    from nas.grammar.derive import Node
-
-    ops = validate_ops(ops)
-    return Architecture(Node(CELL, tuple(Node(op) for op in ops)), input_shape, GRAMMAR_NAME)
 
 
 def iter_cells() -> Iterator[tuple[str, ...]]:
@@ -418,7 +402,3 @@ def parse_cell_string(text: str) -> tuple[str, ...]:
         raise fail(f"incomplete cell: {len(ops)} of {len(EDGES)} edges (node {node} has {seen} of {node} inputs)", end, "")
     return tuple(ops)
 
-
-def from_cell_string(text: str, input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE) -> "Architecture":
-    """The nb201 ``Architecture`` of a standard cell string (inverse of ``to_cell_string``)."""
-    return cell_architecture(parse_cell_string(text), input_shape)

@@ -23,6 +23,7 @@ import numpy as np
 
 from data.training import Evaluation
 from nas.architecture import Architecture
+from nas.search.best import best_index
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,8 @@ class Strategy(ABC):
     def best(self) -> Member | None:
         """The told result with the highest validation accuracy (the earliest on ties); ``None`` when
         nothing succeeded."""
-        best: Member | None = None
-        for m in self.history:
-            if math.isfinite(m.fitness) and (best is None or m.fitness > best.fitness):
-                best = m
-        return best
+        i = best_index(m.fitness for m in self.history)
+        return None if i is None else self.history[i]
 
     def config(self) -> dict[str, Any]:
         """JSON-able configuration, stored with the run (a resumed run must have the same one)."""

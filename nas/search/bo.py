@@ -1,5 +1,5 @@
 """Bayesian optimisation over architectures: a GP with a (hierarchical) WL graph kernel, expected improvement
-maximised over an evolutionary pool (BANAT / NAS-BOWL style; research notes, anchors §1.2).
+maximised over an evolutionary pool (BANAT / NAS-BOWL style).
 
 ``BayesianOptimisation`` is an ask/tell strategy like the others; it never trains anything.
 
@@ -49,6 +49,8 @@ from typing import Any, Callable, Sequence
 
 import networkx as nx
 import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.stats import norm
 
 from data.training import Evaluation
 from nas.architecture import Architecture
@@ -76,8 +78,6 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: flo
     """``E[max(f - best - xi, 0)]`` for ``f ~ N(mean, std^2)`` (maximisation):
     ``(mean - best - xi) * Phi(z) + std * phi(z)`` with ``z = (mean - best - xi) / std``; where ``std`` is 0 it
     is ``max(mean - best - xi, 0)``."""
-    from scipy.stats import norm
-
     mean = np.asarray(mean, dtype=float)
     std = np.asarray(std, dtype=float)
     gain = mean - best - xi
@@ -184,7 +184,6 @@ class KernelGP:
             raise ValueError(f"K_cross must be n_train × m with n_train = {len(self._alpha)}, got {K_cross.shape}")
         ks = self.signal * K_cross
         mean = ks.T @ self._alpha
-        from scipy.linalg import solve_triangular
 
         v = solve_triangular(self._chol, ks, lower=True)
         var = self.signal * np.asarray(k_diag, dtype=float) - np.sum(v * v, axis=0)
@@ -193,8 +192,6 @@ class KernelGP:
 
 
 def _cho_solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
     return solve_triangular(chol.T, solve_triangular(chol, b, lower=True), lower=False)
 
 

@@ -27,6 +27,7 @@ from nas.errors import MutationError
 from nas.grammar.core import Budget
 from nas.mutation import mutate
 from nas.search.base import Member, Strategy, describe
+from nas.seeds import get_seed
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ SEED_SETS: dict[str, tuple[str, ...]] = {"mixed": ("resnet18", "wrn16_4", "vit",
 def resolve_seeds(seeds: Any, input_shape: Sequence[int]) -> list[Architecture]:
     """The distinct seed architectures of a spec (``None``, a seed name, ``"mixed"``, an Architecture, or a
     list of names and Architectures), in order."""
-    from nas.seeds import get_seed
-
     if seeds is None:
         return []
     if isinstance(seeds, (str, Architecture)):
@@ -111,7 +110,6 @@ class RegularizedEvolution(Strategy):
         self.tournament_size = int(tournament_size)
         self.budget = budget if budget is not None else sampler.budget
         self.max_mutation_tries = int(max_mutation_tries)
-        self.seed_spec = seeds
         self.seeds = [self._check_arch(a, "seed") for a in resolve_seeds(seeds, sampler.input_shape)]
         if len(self.seeds) > self.population_size:
             raise ValueError(f"{len(self.seeds)} seeds do not fit a population of {self.population_size}")

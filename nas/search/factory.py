@@ -1,9 +1,10 @@
 """Strategies and surrogates by name, for the command line and the quickstart.
 
-``make_surrogate("rf", task)`` gives a fresh tabular surrogate; a directory saved by
+``make_surrogate("rf", task)`` gives a fresh surrogate of any name in ``surrogates.registry.SURROGATES``
+(``rf``, ``xgb``, ``xgb_tuned``, ``ensemble``, ``lm``, ``transfer``); a directory saved by
 ``surrogates.persistence.save_surrogate`` (e.g. a transfer surrogate trained on other tasks' archives) is
-loaded instead and used from the first step.  ``make_strategy`` builds any of the strategies for a task
-(``bo``, Bayesian optimisation with a WL-kernel GP, needs no surrogate: its model is built in).
+loaded instead, for ``task``, and used from the first step.  ``make_strategy`` builds any of the strategies
+for a task (``bo``, Bayesian optimisation with a WL-kernel GP, needs no surrogate: its model is built in).
 """
 
 from __future__ import annotations
@@ -12,25 +13,26 @@ import os
 from typing import Any
 
 from nas.grammar.core import Budget
+from nas.sampler import Sampler
+from nas.search.bo import BayesianOptimisation
+from nas.search.evolution import RegularizedEvolution
+from nas.search.random import RandomSearch
+from nas.search.surrogate import SurrogateFilteredEvolution, SurrogateObjective
+from surrogates import registry
+from surrogates.persistence import load_surrogate
 
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
-SURROGATES = ("rf", "xgb", "ensemble")
+SURROGATES = registry.surrogate_names()
 
 
-def make_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0) -> tuple[Any, bool]:
-    """``(surrogate, prefitted)``: a fresh ``rf``/``xgb``/``ensemble`` on ``features``, or a saved one."""
-    if spec in SURROGATES:
-        if spec == "ensemble":
-            from surrogates.ensemble import EnsembleSurrogate
-
-            return EnsembleSurrogate(features=features, task=task), False
-        from surrogates.tabular import TabularSurrogate
-
-        return TabularSurrogate(spec, features=features, task=task, random_state=seed), False
+def make_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0,
+                   **params: Any) -> tuple[Any, bool]:
+    """``(surrogate, prefitted)``: a fresh surrogate named ``spec`` on ``features`` (``params`` go to its
+    constructor, e.g. ``epochs`` for ``lm``), or the one saved in the folder ``spec``, loaded for ``task``."""
+    if spec in registry.SURROGATES:
+        return registry.make_surrogate(spec, task, features, seed, **params), False
     if os.path.isdir(spec):
-        from surrogates.persistence import load_surrogate
-
-        return load_surrogate(spec, task=task if not isinstance(task, str) else None), True
+        return load_surrogate(spec, task=task), True
     raise ValueError(f"unknown surrogate {spec!r}: expected one of {', '.join(SURROGATES)} or a saved surrogate folder")
 
 
@@ -52,15 +54,6 @@ def make_strategy(
     ``filtered``; ``steps``, ``top_k`` for ``objective``; any ``BayesianOptimisation`` argument (``n_init``,
     ``pool_size``, ``hierarchical``, ``h``, ...) for ``bo``, which ignores ``population_size``,
     ``tournament_size``, ``seed_arch`` and ``surrogate``."""
-    from nas.grammar.sampler import Sampler
-    from nas.search import (
-        BayesianOptimisation,
-        RandomSearch,
-        RegularizedEvolution,
-        SurrogateFilteredEvolution,
-        SurrogateObjective,
-    )
-
     grammar = grammar or getattr(task, "grammar", None) or "einspace"
     sampler = Sampler(grammar, task.input_shape, budget)
     if name == "random":

@@ -6,7 +6,6 @@ A run is named by ``(archive, run_name)`` or ``(archive, run_name, label)``, whe
 
 from __future__ import annotations
 
-import math
 import os
 from contextlib import ExitStack
 from typing import Any, Sequence, Union
@@ -14,7 +13,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from data.archive import Archive
-from nas.search.runner import TRAINED, run_history, summarize
+from nas.search.best import running_best
+from nas.search.history import TRAINED, run_history, summarize
 
 _Where = Union[Archive, str, "os.PathLike[str]"]
 #: ``(archive, run_name)`` or ``(archive, run_name, label)``.
@@ -46,18 +46,13 @@ def best_so_far(archive: Archive, run: str) -> dict[str, np.ndarray]:
     entries = run_history(archive, run)
     trained = np.cumsum([e.source == TRAINED for e in entries]).astype(int)
     wall = np.array([e.wall for e in entries], dtype=float)
-    best, current = [], -math.inf
-    for e in entries:
-        if e.evaluation.ok and math.isfinite(e.evaluation.val_acc):
-            current = max(current, e.evaluation.val_acc)
-        best.append(current if math.isfinite(current) else math.nan)
-    return {"trained": trained, "wall": wall, "best": np.array(best, dtype=float)}
+    return {"trained": trained, "wall": wall, "best": running_best(e.evaluation.val_acc for e in entries)}
 
 
 def plot_best_so_far(runs: Sequence[RunRef], path: "str | os.PathLike[str] | None" = None, title: str | None = None):
     """One figure, two panels: best-so-far validation accuracy against trained candidates and against
     wall-clock seconds, one line per run.  Saved as PNG when ``path`` is given; returns the ``Figure``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.2))

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from nas.architecture import Architecture
 from nas.grammar.core import Budget
@@ -386,8 +387,6 @@ class SurrogateObjective(Strategy):
         """Run the inner, prediction-only evolution (once) and return the architectures to train."""
         if self.ranked is not None:
             return self.ranked
-        from tqdm import tqdm
-
         size = self.population_size
         init = [self.sampler.sample(self.rng(i)) for i in range(size)]
         population: deque[tuple[Architecture, float]] = deque(zip(init, self._score(init, 0)))

@@ -1,7 +1,7 @@
 """Weisfeiler–Lehman (WL) subtree graph kernels on labelled networkx graphs, flat and hierarchical.
 
-The kernel of Bayesian optimisation over architectures (NAS-BOWL; BANAT sums one per grammar level, see the
-research notes, anchors §1.2).  Written from the definition (Shervashidze et al., JMLR 2011):
+The kernel of Bayesian optimisation over architectures (NAS-BOWL, Ru et al., ICLR 2021; BANAT sums one per
+grammar level).  Written from the definition (Shervashidze et al., JMLR 2011):
 
 * iteration 0 labels every node with its ``label`` attribute;
 * iteration ``i`` relabels node ``v`` with the pair (its label at ``i - 1``, the sorted multiset of its
@@ -32,18 +32,16 @@ missing ones.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
+from scipy.sparse import csr_matrix
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nas.architecture import Architecture
-
-log = logging.getLogger(__name__)
+from nas.architecture import Architecture
+from nas.graph import graph_levels, to_graph
 
 DIRECTIONS = ("in", "out", "both")
 
@@ -131,8 +129,6 @@ class WLKernel:
 
 
 def _sparse(rows: Sequence[Features], ncols: int):
-    from scipy.sparse import csr_matrix
-
     indptr = [0]
     indices: list[int] = []
     data: list[float] = []
@@ -254,26 +250,9 @@ class HierarchicalWLKernel:
 def architecture_graph(arch: "Architecture") -> nx.DiGraph:
     """The whole network as one graph: ``nas.graph.to_graph`` in its compact form (replicated branches once,
     so its size is bounded by the derivation tree)."""
-    from nas.graph import to_graph
-
     return to_graph(arch, expand=False)
 
 
 def architecture_levels(arch: "Architecture") -> list[nx.DiGraph]:
-    """One labelled graph per grammar level of ``arch`` from ``nas.graph.graph_levels``; a single-element
-    list (the whole network's graph) where that function is not available."""
-    fn = _graph_levels_fn()
-    if fn is None:
-        return [architecture_graph(arch)]
-    return list(fn(arch))
-
-
-def _graph_levels_fn() -> Callable[["Architecture"], Sequence[nx.DiGraph]] | None:
-    import nas.graph
-
-    fn = getattr(nas.graph, "graph_levels", None)
-    if fn is None and not getattr(_graph_levels_fn, "warned", False):
-        log.info("nas.graph.graph_levels is not available: the hierarchical WL kernel sees one level (the whole "
-                 "network's graph)")
-        _graph_levels_fn.warned = True  # type: ignore[attr-defined]
-    return fn
+    """One labelled graph per grammar level of ``arch`` (``nas.graph.graph_levels``)."""
+    return list(graph_levels(arch))

@@ -1,6 +1,4 @@
 import csv
-import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -8,7 +6,7 @@ import pytest
 from data.archive import Archive, ArchiveError
 from data.training import Evaluation
 from nas.architecture import Architecture
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 
 SHAPE = (3, 8, 8)
 

@@ -76,6 +76,7 @@ def _count(path):
         return 0
 
 
+@pytest.mark.e2e
 def test_archive_build_survives_sigkill(tmp_path):
     """Kill ``nas archive build`` mid-run, re-run it: every completed evaluation is kept, none is
     duplicated, and the requested total is reached."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data import generators as G
+from data.generators import chesseract, common, fashion
 from data.tasks import SPLITS, Task
 
 EXPECTED = {  # name: (input shape, classes)
@@ -65,7 +66,7 @@ def test_deterministic_in_seed(tasks: dict[str, Task], name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_generates_quickly(name: str) -> None:
-    G._digits()  # the one-off scikit-learn import is not the generator's cost
+    common.digit_images()  # the one-off scikit-learn import is not the generator's cost
     started = time.perf_counter()
     G.GENERATORS[name][0](seed=3)
     assert time.perf_counter() - started < 2.0
@@ -106,7 +107,7 @@ def test_bad_recipe_parameters(factory, kwargs: dict, needle: str) -> None:
 
 
 def _base_index() -> dict[bytes, int]:
-    images, _ = G._digits()
+    images, _ = common.digit_images()
     return {img.tobytes(): i for i, img in enumerate(images)}
 
 
@@ -119,13 +120,13 @@ def _base_index() -> dict[bytes, int]:
 )
 def test_digit_triples(factory, rule) -> None:
     task = factory(seed=0, noise=0.0, **SMALL)
-    images, labels = G._digits()
+    images, labels = common.digit_images()
     index = _base_index()
     triples, used = {}, {}
     for s in SPLITS:
         x = task.split(s).x
         base = np.array([[index[x[n, c, ::2, ::2].tobytes()] for c in range(3)] for n in range(len(x))])
-        np.testing.assert_array_equal(G._upsample(images[base], 2), x)  # nothing but the upsampled digits
+        np.testing.assert_array_equal(common.upsample_images(images[base], 2), x)  # nothing but the upsampled digits
         digits = labels[base]
         np.testing.assert_array_equal(rule(digits), task.split(s).y)
         triples[s] = {tuple(t) for t in digits}
@@ -138,7 +139,7 @@ def test_digit_triples(factory, rule) -> None:
 
 def test_cifartile_labels_count_distinct_digits() -> None:
     task = G.make_cifartile_mini(seed=0, noise=0.0, **SMALL)
-    images, labels = G._digits()
+    images, labels = common.digit_images()
     bases = images.reshape(len(images), -1)
     bases = bases / np.linalg.norm(bases, axis=1, keepdims=True)
     used = {}
@@ -211,22 +212,22 @@ def test_chesseract_positions() -> None:
 
 
 def test_connect_four_win_detection() -> None:
-    stride = G._C4_STRIDE
+    stride = chesseract._C4_STRIDE
 
     def bits(cells):
         return np.array([sum(1 << (c * stride + r) for r, c in cells)], dtype=np.uint64)
 
-    assert G._c4_won(bits([(0, 0), (1, 0), (2, 0), (3, 0)]))[0]  # vertical
-    assert G._c4_won(bits([(0, 1), (0, 2), (0, 3), (0, 4)]))[0]  # horizontal
-    assert G._c4_won(bits([(0, 0), (1, 1), (2, 2), (3, 3)]))[0]  # diagonal
-    assert G._c4_won(bits([(3, 0), (2, 1), (1, 2), (0, 3)]))[0]  # anti-diagonal
-    assert not G._c4_won(bits([(3, 0), (4, 0), (5, 0), (0, 1)]))[0]  # no wrap across columns
-    assert not G._c4_won(bits([(0, 0), (1, 0), (2, 0), (0, 1), (0, 2)]))[0]
+    assert chesseract._c4_won(bits([(0, 0), (1, 0), (2, 0), (3, 0)]))[0]  # vertical
+    assert chesseract._c4_won(bits([(0, 1), (0, 2), (0, 3), (0, 4)]))[0]  # horizontal
+    assert chesseract._c4_won(bits([(0, 0), (1, 1), (2, 2), (3, 3)]))[0]  # diagonal
+    assert chesseract._c4_won(bits([(3, 0), (2, 1), (1, 2), (0, 3)]))[0]  # anti-diagonal
+    assert not chesseract._c4_won(bits([(3, 0), (4, 0), (5, 0), (0, 1)]))[0]  # no wrap across columns
+    assert not chesseract._c4_won(bits([(0, 0), (1, 0), (2, 0), (0, 1), (0, 2)]))[0]
 
 
 def test_class_pools_are_disjoint() -> None:
-    _, labels = G._digits()
-    pools = G._class_pools(labels, 10, np.random.default_rng(0))
+    _, labels = common.digit_images()
+    pools = common.class_pools(labels, 10, np.random.default_rng(0))
     for c in range(10):
         sets = [set(pools[s][c]) for s in SPLITS]
         assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
@@ -288,7 +289,7 @@ def test_fashion_from_a_folder(tmp_path, monkeypatch) -> None:
 
 def test_fashion_missing(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(G.FASHION_MNIST_ENV, str(tmp_path))
-    monkeypatch.setattr(G, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setattr(fashion, "FASHION_MNIST_DIRS", ())
     assert G.fashion_mnist_dir() is None
     with pytest.raises(FileNotFoundError, match=G.FASHION_MNIST_ENV):
         G.make_fashion_mnist()

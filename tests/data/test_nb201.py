@@ -5,7 +5,8 @@ import math
 import pytest
 
 from nas.architecture import Architecture
-from nas.grammar.nb201 import from_cell_string, iter_cells, to_cell_string
+from nas.cells import from_cell_string
+from nas.grammar.nb201 import iter_cells, to_cell_string
 
 from data import nb201
 

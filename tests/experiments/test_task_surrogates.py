@@ -2,12 +2,15 @@
 
 import math
 
+import pytest
+
 from data.tasks import register_task
 from experiments.task_surrogates import main
 from nas.cli import main as nas_main
 from tests.data.conftest import make_blobs_task
 
 
+@pytest.mark.e2e
 def test_within_task_and_transfer_tables_with_the_producing_command(tmp_path, capsys):
     names = [f"blobs-ts{i}" for i in range(2)]
     for i, name in enumerate(names):

@@ -4,7 +4,7 @@ import pytest
 from data.archive import Archive
 from features.cache import CachedFeaturiser, featuriser_key
 from features.graf import GRAF
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 
 
 class Counting(GRAF):
@@ -48,7 +48,7 @@ def test_recaching_a_cached_featuriser_keeps_columns_apart():
     from data.tasks import get_task
     from features.cache import MemoryStore
     from features.pipeline import cached, make_featuriser
-    from nas.grammar.nb201 import from_cell_string
+    from nas.cells import from_cell_string
 
     try:
         task = get_task("nb201-cifar10")

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from features.encodings import GrammarVocabulary, StringEncoder, grammar_tokens
 from nas.architecture import Architecture
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.seeds import get_seed
 
 CONV = "sequential(routing[im2col(3,1,1), computation<linear(16)>, col2im], computation<relu>)"

@@ -1,5 +1,5 @@
 """NB201 CIFAR-10: a random forest on the table's proxies + our GRAF ranks held-out cells as well as the GRAF
-study (anchors §3.3): mean Kendall τ ≥ 0.84 with 1,024 training cells and ≥ 0.70 with 32, over 5 splits."""
+study (Kadlecová et al., ICML 2024): mean Kendall τ ≥ 0.84 with 1,024 training cells and ≥ 0.70 with 32, over 5 splits."""
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ def test_targets_xgboost_proxies_plus_graf(data):
 
 
 def test_single_proxies_match_published(data):
-    # anchors §3.3: jacov 0.63, nwot 0.60, epe_nas 0.59, ... plain -0.24 (τ over all cells)
+    # the GRAF study: jacov 0.63, nwot 0.60, epe_nas 0.59, ... plain -0.24 (τ over all cells)
     taus = nb201_tau.single_proxy_taus(data)
     assert max(taus, key=taus.get) == "jacob_cov"
     for name, ref in {"jacob_cov": 0.63, "nwot": 0.60, "synflow": 0.54, "zen": 0.10, "plain": -0.24}.items():

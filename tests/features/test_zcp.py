@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from features import zcp
-from features.zcp import ALL, ZeroCostProxies, compute_proxies, epe_nas_score, resolve_proxies
+from features.zcp import ALL, ZeroCostProxies, compute_proxies, resolve_proxies
+from features.zcp import compute as zcp
+from features.zcp.scores import epe_nas_score
 
 K_EPS = 1e-5
 
@@ -221,8 +222,11 @@ def test_jacob_cov_is_symmetric_in_the_samples():
     perm = torch.randperm(10, generator=torch.Generator().manual_seed(1))
     a = compute_proxies(net, x, y, 3, proxies=["jacob_cov", "epe_nas"])
     b = compute_proxies(net, x[perm], y[perm], 3, proxies=["jacob_cov", "epe_nas"])
-    assert math.isfinite(a["jacob_cov"]) and a["jacob_cov"] == pytest.approx(b["jacob_cov"], rel=1e-9)
-    assert math.isfinite(a["epe_nas"]) and a["epe_nas"] == pytest.approx(b["epe_nas"], rel=1e-9)
+    # The Jacobians are float32: permuting the batch changes the order of BLAS reductions, so the two runs agree
+    # to float32 rounding only (observed up to 5e-8 relative on some CPUs); 1e-5 holds across BLAS builds and is
+    # still far below any change a wrong (order-dependent) formula would make.
+    assert math.isfinite(a["jacob_cov"]) and a["jacob_cov"] == pytest.approx(b["jacob_cov"], rel=1e-5)
+    assert math.isfinite(a["epe_nas"]) and a["epe_nas"] == pytest.approx(b["epe_nas"], rel=1e-5)
 
 
 def test_epe_nas_of_a_linear_map_closed_form():
@@ -400,7 +404,7 @@ def _task(n: int = 24):
 
 def test_transformer_on_random_einspace_architectures():
     from nas.grammar import Budget
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
 
     sampler = Sampler("einspace", (3, 16, 16), Budget(max_params=50_000))
     archs = [sampler.sample(seed) for seed in range(3)]

@@ -1,12 +1,14 @@
-"""The ``nas`` command line: sample and show."""
+"""The ``nas`` command line: sample and show, option names shared by every command."""
 
 import io
 import json
 import subprocess
 import sys
 
+import pytest
+
 from nas.architecture import Architecture
-from nas.cli import main
+from nas.cli import build_parser, main
 
 
 def run(capsys, *argv):
@@ -74,3 +76,46 @@ def test_show_reports_bad_text_with_position(capsys):
 def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "nas.cli", "sample", "-n", "2"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
+
+
+# (old spelling, new spelling, the value's attribute) of every renamed option; the old one works for one release
+RENAMED = [
+    (["tasks", "show", "language-mini", "--seed", "3"], ["tasks", "show", "language-mini", "--task-seed", "3"],
+     "task_seed", 3),
+    (["evaluate", "resnet18", "--task", "t", "--seed", "4"], ["evaluate", "resnet18", "--task", "t", "--train-seed", "4"],
+     "train_seed", 4),
+    (["archive", "build", "--archive", "a", "--budget", "default"],
+     ["archive", "build", "--archive", "a", "--sampling-budget", "default"], "sampling_budget", "default"),
+    (["transfer", "--archive", "a", "--protocol", "leave-one-out"], ["transfer", "--archive", "a", "--scheme", "leave-one-out"],
+     "scheme", "leave-one-out"),
+    (["transfer", "--archive", "a", "--out", "d"], ["transfer", "--archive", "a", "-o", "d"], "output", "d"),
+    (["quickstart", "--out", "d"], ["quickstart", "--output", "d"], "output", "d"),
+]
+
+
+@pytest.mark.parametrize("old, new, dest, value", RENAMED)
+def test_renamed_options_keep_the_old_spelling_with_a_warning(capsys, old, new, dest, value):
+    parser = build_parser()
+    assert getattr(parser.parse_args(new), dest) == value
+    assert capsys.readouterr().err == ""
+    assert getattr(parser.parse_args(old), dest) == value
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{old[-2]} is deprecated here, use " in err
+
+
+def test_defaults_of_renamed_options_are_unchanged():
+    parser = build_parser()
+    assert parser.parse_args(["tasks", "list"]).task_seed == 0
+    assert parser.parse_args(["evaluate", "x", "--task", "t"]).train_seed == 0
+    assert parser.parse_args(["archive", "info", "--archive", "a"]).sampling_budget == "cpu"
+    assert parser.parse_args(["transfer", "--archive", "a"]).scheme == "one-to-one"
+    search = parser.parse_args(["search", "--task", "t", "--run-dir", "r"])
+    assert (search.budget, search.sampling_budget, search.seed, search.train_seed) == (100, "cpu", 0, 0)
+
+
+def test_help_does_not_import_the_heavy_layers():
+    code = ("import sys, nas.cli; nas.cli.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'sklearn', 'xgboost', 'transformers', 'matplotlib', 'nas.search', "
+            "'surrogates', 'features') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

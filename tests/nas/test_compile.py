@@ -132,7 +132,7 @@ def test_seeded_builds_in_threads_are_identical_to_serial_ones():
     from concurrent.futures import ThreadPoolExecutor
 
     from nas.grammar import Budget
-    from nas.grammar.sampler import Sampler
+    from nas.sampler import Sampler
 
     archs = [Sampler("einspace", (3, 8, 8), Budget(max_params=50_000)).sample(i) for i in range(8)]
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from nas.architecture import Architecture
 from nas.errors import ArchitectureSyntaxError, InvalidArchitectureError
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 
 EXPECTED = (ArchitectureSyntaxError, InvalidArchitectureError)
 ALPHABET = "()[]{}<>,' :0123456789xo/_abcdefgilmnopqrstuvw\n"

@@ -11,12 +11,12 @@ from nas.architecture import Architecture
 from nas.grammar import Budget, Grammar
 from nas.grammar.core import Branch, Chain, Signal, Terminal
 from nas.grammar.derive import Node
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.graph import INPUT_LABEL, OUTPUT_LABEL, draw_graph, find_endpoints, layers, num_instances, to_graph
 from nas.seeds import get_seed
 
 CONV = "routing[im2col(3,1,1), computation<linear(16)>, col2im]"
-# surrogates.md §2.2.2: the published converter relabels `norm` as the output node here.
+# In the published GRAF output the converter relabels `norm` as the output node here.
 WORKED = (
     "sequential(routing[im2col(4,4,0), computation<linear(64)>, col2im], "
     "branching(2){clone(2), computation<norm>, computation<relu>, add(2)})"

@@ -6,9 +6,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from nas.grammar.hnb201 import HIERARCHY, from_nb201_cell
-from nas.grammar.nb201 import from_cell_string
-from nas.grammar.sampler import Sampler
+from nas.cells import from_cell_string, from_nb201_cell
+from nas.grammar.hnb201 import HIERARCHY
+from nas.sampler import Sampler
 from nas.graph import graph_levels, to_graph
 
 CELL = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"

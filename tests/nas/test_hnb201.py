@@ -13,13 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.architecture import Architecture
-from nas.compile import compile_architecture
+from nas.compile import build_terminal, compile_architecture
 from nas.errors import InvalidArchitectureError, SamplingError
 from nas.grammar import get_grammar, grammar_names
 from nas.grammar.derive import subtree_at
-from nas.grammar.hnb201 import from_nb201_cell, to_nb201_cell
-from nas.grammar.nb201 import OPS, canonical_cell, from_cell_string, iter_cells, to_cell_string
-from nas.grammar.sampler import Sampler
+from nas.cells import from_cell_string, from_nb201_cell
+from nas.grammar.hnb201 import to_nb201_cell
+from nas.grammar.nb201 import OPS, canonical_cell, iter_cells, to_cell_string
+from nas.sampler import Sampler
 from nas.graph import to_graph
 from nas.mutation import crossover, mutate
 from tests.nas.test_nb201_net import count_flops, n_params
@@ -89,7 +90,7 @@ def test_symbolic_shapes_are_the_tensor_shapes(seed):
     arch = Sampler("hnb201", shape).sample(seed)
     with torch.no_grad():
         for info in arch.terminals():
-            module = info.op.build(info.inputs, info.outputs).eval()
+            module = build_terminal(info.op, info.inputs, info.outputs).eval()
             y = module(torch.randn(2, *info.inputs[0].shape))
             assert tuple(y.shape[1:]) == info.outputs[0].shape, (info.op.name, info.path)
         net = compile_architecture(arch, 5, seed=0).eval()

@@ -7,7 +7,7 @@ from nas.architecture import Architecture
 from nas.errors import MutationError
 from nas.grammar import Budget
 from nas.grammar.derive import subtree_at
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.mutation import crossover, mutate
 from nas.seeds import get_seed
 

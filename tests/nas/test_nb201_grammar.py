@@ -10,20 +10,19 @@ import numpy as np
 import pytest
 
 from nas.architecture import Architecture
+from nas.cells import cell_architecture, from_cell_string
 from nas.errors import ArchitectureSyntaxError, InvalidArchitectureError, SamplingError
 from nas.grammar import get_grammar, grammar_names
 from nas.grammar.nb201 import (
     EDGE_LEVELS,
     OPS,
     canonical_cell,
-    cell_architecture,
     cell_ops,
-    from_cell_string,
     iter_cells,
     parse_cell_string,
     to_cell_string,
 )
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.mutation import crossover, mutate
 
 SHAPE = (3, 32, 32)

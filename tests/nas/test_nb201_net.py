@@ -12,18 +12,19 @@ import pytest
 import torch
 from torch import nn
 
-from nas.compile import DagModule, compile_architecture
+from nas.cells import from_cell_string
+from nas.compile import compile_architecture
+from nas.ops import DagModule
 from nas.grammar.nb201 import (
     CELLS_PER_STAGE,
     OPS,
     STEM_CHANNELS,
     cell_ops,
-    from_cell_string,
     nb201_table_op_flops,
     parse_cell_string,
     stage_shapes,
 )
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.nb201_net import ResNetBasicBlock, Zero, nb201_backbone
 
 SHAPE = (3, 32, 32)

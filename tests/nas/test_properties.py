@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nas.architecture import Architecture
 from nas.compile import build_backbone
 from nas.grammar import Budget
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.mutation import mutate
 
 SHAPES = [(3, 32, 32), (1, 24, 24), (3, 64, 64), (12, 8, 8), (64, 32)]

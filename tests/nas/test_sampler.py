@@ -7,7 +7,7 @@ import pytest
 
 from nas.errors import InvalidArchitectureError, SamplingError
 from nas.grammar import Budget
-from nas.grammar.sampler import Sampler, as_generator, sample_architecture
+from nas.sampler import Sampler, as_generator, sample_architecture
 
 
 def strings(sampler, seed, n):

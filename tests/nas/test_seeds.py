@@ -35,7 +35,7 @@ def test_resnets_need_images():
 
 
 def test_seed_sizes_match_the_published_second_implementation():
-    # einspace research notes §4.2: WRN-16-4 is 194 nodes, 2,131 / 5,183 characters (compact / long);
+    # the einspace paper's WRN-16-4 is 194 nodes, 2,131 / 5,183 characters (compact / long);
     # the 4-layer ViT 208 nodes, 2,440 / 5,619, both on 3×32×32.
     wrn, vit = get_seed("wrn16_4"), get_seed("vit")
     assert (wrn.num_nodes, len(wrn.to_string()), len(wrn.long_string())) == (194, 2131, 5183)

@@ -53,6 +53,7 @@ def test_evaluate_held_out_split_and_saved(capsys, nb_archive, tmp_path):
     assert code == 0 and json.loads(out)["kendall_tau"] > 0.8  # on its own training data
 
 
+@pytest.mark.e2e
 def test_transfer_one_to_one_and_leave_one_out(capsys, tmp_path):
     for i in range(3):
         register_task(f"blobs-tr{i}", lambda seed=0, i=i: make_blobs_task(seed=i, name=f"blobs-tr{i}"))
@@ -62,16 +63,17 @@ def test_transfer_one_to_one_and_leave_one_out(capsys, tmp_path):
                      "--protocol", "smoke", "--seed", "1"]) == 0
     capsys.readouterr()
     out_dir = tmp_path / "o2o"
-    code, out, _ = run(capsys, "transfer", "--archive", archive, "--protocol", "one-to-one", "--features", "graf",
-                       "--out", str(out_dir))
+    code, out, _ = run(capsys, "transfer", "--archive", archive, "--scheme", "one-to-one", "--features", "graf",
+                       "-o", str(out_dir))
     assert code == 0 and "blobs-tr0" in out
     assert {p.name for p in out_dir.iterdir()} == {"tau.md", "tau.csv", "tau.png"}
-    code, out, _ = run(capsys, "transfer", "--archive", archive, "--protocol", "leave-one-out", "--features", "graf",
-                       "--out", str(tmp_path / "loo"))
-    assert code == 0 and out.count("blobs-tr") >= 3
-    code, out, _ = run(capsys, "transfer", "--archive", archive, "--protocol", "leave-one-out", "--features", "graf",
-                       "--min-source-tau", "-1", "--out", str(tmp_path / "loo_screened"))
+    code, out, err = run(capsys, "transfer", "--archive", archive, "--protocol", "leave-one-out", "--features",
+                         "graf", "--out", str(tmp_path / "loo"))  # the old spellings, deprecated for one release
+    assert code == 0 and out.count("blobs-tr") >= 3 and (tmp_path / "loo" / "tau.md").exists()
+    assert "--protocol is deprecated here, use --scheme" in err and "--out is deprecated here, use --output" in err
+    code, out, _ = run(capsys, "transfer", "--archive", archive, "--scheme", "leave-one-out", "--features", "graf",
+                       "--min-source-tau", "-1", "-o", str(tmp_path / "loo_screened"))
     assert code == 0 and "n_sources" in out.splitlines()[0] and out.count("| 2 |") >= 3  # nothing below τ = -1
-    code, _, err = run(capsys, "transfer", "--archive", archive, "--protocol", "one-to-one", "--features", "graf",
-                       "--min-source-tau", "0.2", "--out", str(tmp_path / "bad"))
+    code, _, err = run(capsys, "transfer", "--archive", archive, "--scheme", "one-to-one", "--features", "graf",
+                       "--min-source-tau", "0.2", "-o", str(tmp_path / "bad"))
     assert code == 2 and "min_source_tau" in err

@@ -14,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 
 from features.encodings import StringEncoder, grammar_tokens
 from nas.grammar import Budget
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from surrogates.lm import LMSurrogate, TargetScaler, load_lm
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -7,21 +7,23 @@ from data.archive import Archive
 from data.training import Evaluation
 from features.cache import featuriser_key
 from features.graf import GRAF
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from surrogates.ensemble import EnsembleSurrogate
 from surrogates.metrics import kendall_tau
-from surrogates.tabular import XGB_TUNED, TabularSurrogate, build_model, fit_from_archive, is_feature_matrix
+from surrogates.base import TaskRef, is_feature_matrix
+from surrogates.tabular import XGB_TUNED, TabularSurrogate, build_model, fit_from_archive
 
 
 def small(model, **kw):
-    return TabularSurrogate(model, model_params={"n_estimators": 10}, **kw)
+    """A quick surrogate; on feature matrices unless ``features`` is given."""
+    return TabularSurrogate(model, model_params={"n_estimators": 10}, **{"features": None, **kw})
 
 
 def small_ensemble():
-    return EnsembleSurrogate(members=[small("rf"), small("xgb", random_state=1)])
+    return EnsembleSurrogate(members=[small("rf"), small("xgb", random_state=1)], features=None)
 
 
-# Matrix mode (features given as a float matrix).  Every applicable scikit-learn check passes; the only ones
+# Matrix mode (features=None: the input is a float feature matrix).  Every applicable scikit-learn check passes; the only ones
 # not run are skipped by scikit-learn itself: array-API input (SCIPY_ARRAY_API unset) and pandas input
 # (pandas is not installed).  check_estimators_nan_inf is not generated because the estimators declare
 # allow_nan (NaN is a missing value, ±inf is mapped to NaN).
@@ -67,10 +69,10 @@ def test_nan_and_inf_features_do_not_crash(make):
 def test_clone_and_params():
     est = TabularSurrogate("xgb", features="graf", task="nb201-cifar10", random_state=5, model_params={"max_depth": 3})
     twin = clone(est)
-    assert twin.get_params() == est.get_params()
+    assert twin.get_params() == est.get_params() and est.task == TaskRef("nb201-cifar10")  # a name, not the data
     X, y = data()
-    a = est.fit(X, y).predict(X)
-    np.testing.assert_array_equal(a, clone(est).fit(X, y).predict(X))  # deterministic per seed
+    a = est.fit_matrix(X, y).predict_matrix(X)
+    np.testing.assert_array_equal(a, clone(est).fit_matrix(X, y).predict_matrix(X))  # deterministic per seed
     assert not hasattr(twin, "model_")
     assert est.model_.get_params()["max_depth"] == 3
 
@@ -97,21 +99,24 @@ def test_architectures_and_matrices_agree():
     assert X.shape == (30, model.n_features_in_) and len(model.feature_names_) == X.shape[1]
     assert model.featuriser_[0]["name"] == "graf" and model.training_["source"] == "architectures"
     assert model.training_["arch_hashes"] == [a.hash for a in archs]
-    np.testing.assert_array_equal(model.predict(archs), model.predict(X))
+    np.testing.assert_array_equal(model.predict(archs), model.predict_matrix(X))
     np.testing.assert_array_equal(model.predict(archs), small("rf").fit(X, y).predict(X))
     ens = EnsembleSurrogate(members=[small("rf"), small("xgb")], features="graf").fit(archs, y)
-    np.testing.assert_allclose(ens.predict(archs), ens.predict_members(X).mean(axis=0))
-    assert np.all(ens.predict_std(archs) >= 0) and ens.predict_std(X).shape == (30,)
+    np.testing.assert_allclose(ens.predict(archs), ens.predict_members(archs).mean(axis=0))
+    np.testing.assert_allclose(ens.predict(archs), ens.predict_matrix(X))
+    assert np.all(ens.predict_std(archs) >= 0) and ens.predict_std(archs).shape == (30,)
+    with pytest.raises(TypeError, match="for a feature matrix call fit_matrix"):
+        small("rf", features="graf").fit(X, y)  # featurisation is decided by features=, never guessed
 
 
 def test_bare_matrix_model_refuses_architectures():
     archs = einspace_archs(4)
     X, y = data(n=4)
-    model = small("rf", features="graf").fit(X, y)
+    model = small("rf", features="graf").fit_matrix(X, y)
     with pytest.raises(ValueError, match="bare feature matrix"):
         model.predict(archs)
     with pytest.raises(ValueError, match="no architectures"):
-        small("rf").fit([], [])
+        small("rf", features="graf").fit([], [])
 
 
 def test_fit_from_archive_uses_the_feature_cache(tmp_path):
@@ -122,7 +127,7 @@ def test_fit_from_archive_uses_the_feature_cache(tmp_path):
             metrics = {} if status == "failed" else {"val_acc": 0.1 + 0.05 * (arch.num_nodes % 7)}
             archive.add_evaluation(Evaluation(arch.hash, "toy", "p", 0, status, metrics), arch)
         model = fit_from_archive(small("rf", features="graf"), archive, "toy")
-        assert model.task == "toy" and model.training_["source"] == "archive"
+        assert model.task == TaskRef("toy") and model.training_["source"] == "archive"
         assert model.training_["n_rows"] == 11 and model.training_["task"] == "toy"
         name, version = featuriser_key(GRAF())
         assert len(archive.get_features([a.hash for a in archs], "toy", name, version)) == 11  # cached

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from surrogates.tabular import TabularSurrogate
 from surrogates.transfer import (
     TaskData,
@@ -51,7 +51,7 @@ TRANSFORMS = {
 
 
 def factory():
-    return TabularSurrogate("rf", model_params={"n_estimators": 30}, random_state=0)
+    return TabularSurrogate("rf", model_params={"n_estimators": 30}, random_state=0, features=None)
 
 
 def test_transfer_across_monotone_transforms_but_not_to_noise():
@@ -60,7 +60,7 @@ def test_transfer_across_monotone_transforms_but_not_to_noise():
         X, z = world(i)
         sources.append((X, TRANSFORMS[name](z), name))
     X, z = world(9)
-    model = TransferSurrogate(model_params={"n_estimators": 30}).fit(sources)
+    model = TransferSurrogate(model_params={"n_estimators": 30}, features=None).fit_sources(sources)
     pred = model.predict(X)
     assert np.all((pred >= 0) & (pred <= 1))  # min-max scale
     from surrogates.metrics import kendall_tau
@@ -77,28 +77,36 @@ def test_failed_rows_are_dropped_from_training_and_blocks_normalised_separately(
     y = TRANSFORMS["a"](z)
     y[:5] = 0.0
     cur_X, cur_z = world(1, n=20)
-    model = TransferSurrogate(normalisation="percentile", model_params={"n_estimators": 5}).fit(
+    model = TransferSurrogate(normalisation="percentile", model_params={"n_estimators": 5}, features=None).fit_sources(
         [(X, y, "a"), (X, 100 * TRANSFORMS["b"](z), "b")], current=(cur_X, TRANSFORMS["c"](cur_z)))
     assert [b["n_dropped"] for b in model.blocks_] == [5, 0, 0]
     assert [b["name"] for b in model.blocks_] == ["a", "b", "block2 (current)"]
     assert model.model_.training_["n_rows"] == 35 + 40 + 20
     assert model.model_.train_y_.max() == 1.0 and model.model_.train_y_.min() > 0  # percentiles in (0, 1]
-    kept = TransferSurrogate(drop_failed=False, model_params={"n_estimators": 5}).fit([(X, y, "a")])
+    kept = TransferSurrogate(drop_failed=False, model_params={"n_estimators": 5}, features=None).fit_sources(
+        [(X, y, "a")])
     assert kept.blocks_[0]["n_dropped"] == 0
     with pytest.raises(ValueError, match="every training row was dropped"):
-        TransferSurrogate().fit([(X[:3], np.zeros(3), "a")])
+        TransferSurrogate(features=None).fit_sources([(X[:3], np.zeros(3), "a")])
     with pytest.raises(ValueError, match="different feature widths"):
-        TransferSurrogate().fit([(X, y, "a"), (X[:, :2], y, "b")])
+        TransferSurrogate(features=None).fit_sources([(X, y, "a"), (X[:, :2], y, "b")])
+    # a refit (the surrogate contract a search uses) keeps the sources and replaces the current block
+    refit = model.fit(cur_X[:10], TRANSFORMS["c"](cur_z[:10]))
+    assert [b["name"] for b in refit.blocks_] == ["a", "b", "block2 (current)"]
+    assert refit.model_.training_["n_rows"] == 35 + 40 + 10
 
 
 def test_transfer_on_architectures():
     sampler = Sampler("einspace", (3, 8, 8))
     archs = [sampler.sample(i) for i in range(24)]
     y = np.array([0.1 + 0.01 * a.num_nodes for a in archs])
-    model = TransferSurrogate(features="graf", model_params={"n_estimators": 5}).fit(
+    model = TransferSurrogate(features="graf", model_params={"n_estimators": 5}).fit_sources(
         [(archs[:12], y[:12], "s"), (archs[12:], 2 * y[12:], "t")])
     assert model.featuriser_[0]["name"] == "graf"
-    np.testing.assert_array_equal(model.predict(archs), model.predict(model.featurise(archs)))
+    np.testing.assert_array_equal(model.predict(archs), model.predict_matrix(model.featurise(archs)))
+    # the crash of a loaded transfer surrogate in a filtered search: fit(archs, y) is the surrogate contract
+    model.fit(archs[:6], y[:6])
+    assert model.blocks_[-1]["name"] == "block2 (current)" and model.model_.training_["n_rows"] == 24 + 6
 
 
 def datasets(with_noise=True):

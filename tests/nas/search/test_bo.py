@@ -14,7 +14,7 @@ from scipy.stats import multivariate_normal, norm
 from data.training import Evaluation
 from nas.architecture import Architecture
 from nas.grammar.nb201 import cell_ops
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.search.bo import BayesianOptimisation, KernelGP, expected_improvement, log_error, log_marginal_likelihood_grid
 from tests.nas.search.test_strategies import drive as _drive
 
@@ -259,7 +259,7 @@ def test_custom_graphs_are_used(sampler):
 
 def test_exhausted_space_still_answers(sampler):
     # a one-cell "space": every pool candidate and random sample is already known
-    from nas.grammar.nb201 import cell_architecture
+    from nas.cells import cell_architecture
 
     only = cell_architecture(["nor_conv_3x3"] * 6, SHAPE)
 
@@ -287,7 +287,7 @@ def test_einspace(tmp_path):
 
 
 def test_hierarchical_nb201():
-    from nas.grammar.core import grammar_names
+    from nas.grammar import grammar_names
 
     if "hnb201" not in grammar_names():
         pytest.skip("the hnb201 grammar is not available")

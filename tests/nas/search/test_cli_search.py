@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from data.archive import Archive
 from nas.cli import main
 from nas.search import run_history
@@ -43,6 +45,7 @@ def _trained(path):
         return 0
 
 
+@pytest.mark.e2e
 def test_search_resumes_after_sigkill(tmp_path):
     """Kill ``nas search`` mid-run and re-run it: the evaluations made so far are kept as they were, none is
     trained again, and the budget is reached."""

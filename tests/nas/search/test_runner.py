@@ -14,13 +14,15 @@ import pytest
 from tests.nas.search.test_strategies import beaten_only_by_known
 
 from data.archive import Archive, ArchiveError
-from data.evaluate import CPU_BUDGET, SerialExecutor, run_job
-from data.tasks import Split, Task, register_task
+from data.evaluate import run_job
+from data.tasks import Split, Task, register_task, unregister_task
 from data.training import TrainingProtocol
 from nas.architecture import Architecture
 from nas.grammar.nb201 import cell_ops
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
 from nas.search import (
+    CPU_BUDGET,
+    SerialExecutor,
     RandomSearch,
     RegularizedEvolution,
     SurrogateFilteredEvolution,
@@ -213,7 +215,7 @@ def test_worker_error_is_retried_and_the_run_unchanged(sampler, tmp_path, caplog
     with Archive(tmp_path / "clean.db") as clean:
         go(re_factory(sampler), clean, "r", 20)
         reference = hashes(clean, "r")
-    with Archive(tmp_path / "flaky.db") as a, caplog.at_level(logging.WARNING, logger="nas.search.runner"):
+    with Archive(tmp_path / "flaky.db") as a, caplog.at_level(logging.WARNING, logger="nas.search.engine"):
         ex = FlakyExecutor(fail_calls={3})
         summary = go(re_factory(sampler), a, "r", 20, executor=ex)
         assert "worker killed" in caplog.text and "submitting it again" in caplog.text
@@ -225,7 +227,7 @@ def test_job_that_keeps_failing_is_skipped(sampler, tmp_path, caplog):
     with Archive(tmp_path / "clean.db") as clean:
         go(re_factory(sampler), clean, "r", 5)
         victim = hashes(clean, "r")[2]
-    with Archive(tmp_path / "a.db") as a, caplog.at_level(logging.ERROR, logger="nas.search.runner"):
+    with Archive(tmp_path / "a.db") as a, caplog.at_level(logging.ERROR, logger="nas.search.engine"):
         ex = FlakyExecutor(fail_hash=victim)
         summary = go(re_factory(sampler), a, "r", 20, executor=ex, max_retries=1)
         assert ex.hashes.count(victim) == 2 and "skipping it" in caplog.text
@@ -328,7 +330,7 @@ def test_process_pool_with_two_in_flight(sampler, archive):
     assert summary["evaluations"] == 8 and summary["counts"]["trained"] + summary["counts"]["duplicates"] == 8
 
 
-def test_einspace_search_trains_real_networks(tmp_path):
+def test_einspace_search_trains_real_networks(tmp_path, request):
     rng = np.random.default_rng(0)
 
     def split(n):
@@ -338,6 +340,7 @@ def test_einspace_search_trains_real_networks(tmp_path):
 
     tiny = Task("search-test-tiny", (3, 8, 8), 3, split(64), split(32), split(32), {"source": "test"})
     register_task("search-test-tiny", lambda seed=0: tiny, "tiny synthetic task for the search tests")
+    request.addfinalizer(lambda: unregister_task("search-test-tiny"))
     protocol = TrainingProtocol(name="tiny", epochs=1, batch_size=32, train_subset=64, valid_subset=32,
                                 max_seconds=30.0)
     smp = Sampler("einspace", (3, 8, 8), CPU_BUDGET)

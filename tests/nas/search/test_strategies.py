@@ -9,8 +9,9 @@ import pytest
 
 from data.training import Evaluation
 from nas.architecture import Architecture
-from nas.grammar.nb201 import cell_architecture, cell_ops
-from nas.grammar.sampler import Sampler
+from nas.cells import cell_architecture
+from nas.grammar.nb201 import cell_ops
+from nas.sampler import Sampler
 from nas.mutation import mutate
 from nas.search import (
     Member,

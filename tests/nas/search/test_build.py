@@ -1,13 +1,16 @@
+"""Archive builds on the run engine: deterministic candidates by index, resume, duplicates never retrained."""
+
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from data.archive import Archive, ArchiveError
-from data.evaluate import CPU_BUDGET, SerialExecutor, build_archive, candidate, evaluate_many
-from data.tasks import register_task
+from data.tasks import register_task, unregister_task
 from data.training import PROTOCOLS
-from nas.grammar.sampler import Sampler
+from nas.sampler import Sampler
+from nas.search import CPU_BUDGET, MutantSearch, RandomSearch, SerialExecutor, build_archive, evaluate_many
+from nas.search.build import SAMPLERS
 from tests.data.conftest import make_blobs_task
 
 SMOKE = PROTOCOLS["smoke"].replace(name="unit", train_subset=128, valid_subset=64, batch_size=32, max_seconds=None)
@@ -17,15 +20,23 @@ BUDGET = CPU_BUDGET.__class__(max_nodes=40, max_depth=12, max_params=20_000, max
 @pytest.fixture(scope="module", autouse=True)
 def blobs_registered():
     register_task("blobs-unit", lambda seed=0: make_blobs_task(seed=seed, name="blobs-unit"), "test task")
+    yield
+    unregister_task("blobs-unit")
+
+
+def asks(strategy, n):
+    return [strategy.ask() for _ in range(n)]
 
 
 def test_candidates_are_deterministic_by_index():
     s = Sampler("einspace", (3, 8, 8), BUDGET)
-    assert candidate(7, 3, s) == candidate(7, 3, s)
-    assert candidate(7, 3, s) == s.sample(np.random.default_rng([3, 7]))
-    parent = candidate(0, 0, s)
-    child = candidate(1, 0, s, "mutants", [parent], BUDGET)
-    assert child != parent and child == candidate(1, 0, s, "mutants", [parent], BUDGET)
+    stream = asks(RandomSearch(s, 3), 8)
+    assert stream == asks(RandomSearch(s, 3), 8)
+    assert stream[7] == s.sample(np.random.default_rng([3, 7]))  # candidate i comes from default_rng([seed, i])
+    parent = stream[0]
+    mutants = asks(MutantSearch(s, 0, [parent], BUDGET), 2)
+    assert mutants[1] != parent and mutants == asks(MutantSearch(s, 0, [parent], BUDGET), 2)
+    assert asks(MutantSearch(s, 5, [], BUDGET), 3) == asks(RandomSearch(s, 5), 3)  # no parent yet: random
 
 
 def test_evaluate_many_same_results_on_any_executor():
@@ -45,11 +56,14 @@ def test_build_archive_reaches_the_total_and_resumes(tmp_path):
         counts = build_archive(archive, "blobs-unit", 3, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
         assert counts["evaluated"] == 3 and counts["total"] == 3
         first = [e.arch_hash for e in archive.evaluations()]
+        s = Sampler("einspace", (3, 8, 8), BUDGET)
+        assert first == [a.hash for a in asks(RandomSearch(s, 0), 3)]  # the same candidates as before the engine
     with Archive(path) as archive:  # re-running with a larger total goes on where it stopped
         counts = build_archive(archive, "blobs-unit", 5, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
         assert counts["evaluated"] == 2 and counts["total"] == 5
         hashes = [e.arch_hash for e in archive.evaluations()]
         assert hashes[:3] == first and len(set(hashes)) == 5
+        assert archive.history(archive.runs()[0]["name"]) == []  # a build stores evaluations, no search history
         counts = build_archive(archive, "blobs-unit", 5, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
         assert counts["evaluated"] == 0
         with pytest.raises(ArchiveError, match="different configuration"):
@@ -73,3 +87,9 @@ def test_build_with_mutants(tmp_path):
         counts = build_archive(archive, "blobs-unit", 2, seed=1, sampler="mutants", protocol=SMOKE, budget=BUDGET,
                                progress=False)
         assert counts["evaluated"] == 2 and archive.count() == 4
+
+
+def test_unknown_sampler_is_refused(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as archive, pytest.raises(ValueError, match="unknown sampler"):
+        build_archive(archive, "blobs-unit", 1, sampler="grid", protocol=SMOKE, budget=BUDGET, progress=False)
+    assert SAMPLERS == ("random", "mutants")

@@ -17,8 +17,9 @@ import numpy as np
 
 from nas.architecture import Architecture, parse_shape
 from nas.errors import SamplingError
-from nas.grammar.core import Budget, Grammar, Signal, get_grammar
+from nas.grammar.core import Budget, Grammar, Signal
 from nas.grammar.derive import MAX_TREE_DEPTH, DeadEnd, Derivation, Restart
+from nas.grammar.registry import get_grammar
 
 log = logging.getLogger(__name__)
 

@@ -70,8 +70,27 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, TransformerMixin
 from torch import Tensor, nn
+
+from features.zcp.flops import architecture_flops, forward_flops
+from features.zcp.scores import (
+    LAYER_TYPES,
+    RELU_TYPES,
+    NotApplicable,
+    ProxyError,
+    _corrcoef,
+    _layers,
+    _NwotKernel,
+    _sum_over_layers,
+    _weights_require_grad,
+    epe_nas_score,
+    fisher_layer,
+    grad_norm_score,
+    grasp_score,
+    jacob_cov_score,
+    plain_score,
+    snip_score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,28 +117,10 @@ ALIASES: dict[str, str] = {"jacov": "jacob_cov"}
 #: Proxies computed from the shared train-mode forward pass.
 SHARED: tuple[str, ...] = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "plain", "epe_nas", "nwot")
 
-#: Layers whose weights the proxies sum over.
-LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
-
-#: Activations whose binary codes (pre-activation > 0) make the ``nwot`` kernel.
-RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU)
-
 _BATCHNORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-#: ``k`` in the ``jacob_cov`` and ``epe_nas`` scores.
-JACOBIAN_EPS = 1e-5
 
 #: ``α``, the scale of the input perturbation in ``zen``.
 ZEN_ALPHA = 0.01
-
-
-class ProxyError(RuntimeError):
-    """A proxy is undefined for this network (the reason is the message); reported as NaN."""
-
-
-class NotApplicable(ProxyError):
-    """The proxy does not apply to this kind of network at all (no ReLU for nwot, no weight layer); reported
-    as NaN and logged at INFO level, since most random einspace networks have no ReLU."""
 
 
 def resolve_proxies(proxies: "str | Iterable[str]" = ALL) -> tuple[str, ...]:
@@ -145,7 +146,7 @@ def resolve_proxies(proxies: "str | Iterable[str]" = ALL) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Helpers
+# The network copies the passes use
 # --------------------------------------------------------------------------------------------------
 
 
@@ -204,190 +205,9 @@ class _Inputs:
             self.workspace.spoil()
 
 
-def _layers(net: nn.Module) -> list[nn.Module]:
-    """The ``nn.Linear`` / ``nn.Conv2d`` modules of ``net`` (each once, in ``modules()`` order)."""
-    layers = [m for m in net.modules() if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None]
-    if not layers:
-        raise NotApplicable("the network has no nn.Linear or nn.Conv2d layer")
-    return layers
-
-
-def _weights_require_grad(model: nn.Module) -> nn.Module:
-    """``model`` with its layer weights requiring gradients."""
-    for m in model.modules():
-        if isinstance(m, LAYER_TYPES) and getattr(m, "weight", None) is not None:
-            m.weight.requires_grad_(True)
-    return model
-
-
-def _as_float(t: Tensor | float) -> float:
-    return float(t.item()) if isinstance(t, Tensor) else float(t)
-
-
-def _sum_over_layers(values: Iterable[Tensor]) -> float:
-    """Σ of per-layer scalar tensors, accumulated in float64."""
-    total = torch.zeros((), dtype=torch.float64)
-    for v in values:
-        total = total + v.detach().to("cpu", torch.float64)
-    return float(total)
-
-
 # --------------------------------------------------------------------------------------------------
-# Scores computed from the shared pass
+# The shared pass
 # --------------------------------------------------------------------------------------------------
-
-
-def grad_norm_score(grads: Sequence[Tensor]) -> float:
-    """``grad_norm = Σ_layers ‖G‖_F``: the Frobenius norm of each layer's weight gradient of the
-    cross-entropy, summed over layers (Abdelfattah et al., 2021)."""
-    return _sum_over_layers(g.double().norm() for g in grads)
-
-
-def snip_score(weights: Sequence[Tensor], grads: Sequence[Tensor]) -> float:
-    """``snip = Σ_layers Σ_elements |W ⊙ G|``: connection sensitivity (Lee et al., 2019), the gradient of
-    the loss with respect to a multiplicative all-ones mask on every weight, in absolute value."""
-    return _sum_over_layers((w.detach().double() * g.double()).abs().sum() for w, g in zip(weights, grads))
-
-
-def plain_score(weights: Sequence[Tensor], grads: Sequence[Tensor]) -> float:
-    """``plain = Σ_layers Σ_elements W ⊙ G`` (signed; Mozer & Smolensky's first-order saliency)."""
-    return _sum_over_layers((w.detach().double() * g.double()).sum() for w, g in zip(weights, grads))
-
-
-def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
-    """One layer call's Fisher saliency (Theis et al., 2018; Turner et al., 2020):
-    ``Σ_c ½ · mean_n (Σ_{other axes} a_n ⊙ ∂L/∂a_n)²_c`` where ``a`` is the layer output and ``c`` runs
-    over its channels: axis 1 for ``Conv2d``, the last (feature) axis for ``Linear`` (which einspace
-    applies to the last axis of 2-, 3- and 4-D tensors).
-
-    Deviation from the foresight code, on purpose: there the per-channel value is broadcast over
-    ``weight.shape[1:]`` before summing (each channel weighted by its fan-in) and the "channel" of a
-    Linear on a 3-D/4-D tensor is axis 1; here each channel counts once and is the layer's output
-    feature, as in the published definition."""
-    prod = act.detach() * grad
-    channel_axis %= prod.dim()
-    other = tuple(d for d in range(1, prod.dim()) if d != channel_axis)
-    # the product and its (cascade-summed) sums in the layer's dtype, then float64; a non-finite float32
-    # sum (overflow) is redone in float64
-    per_channel = (prod.sum(dim=other) if other else prod).double()
-    if prod.dtype != torch.float64 and not bool(torch.isfinite(per_channel).all()):
-        per_channel = act.detach().double().mul(grad.double()).sum(dim=other) if other else per_channel
-    return 0.5 * per_channel.pow(2).mean(dim=0).sum()
-
-
-def _corrcoef(J: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.corrcoef(J)
-
-
-def jacob_cov_score(jacobians: np.ndarray, corr: np.ndarray | None = None) -> float:
-    """``jacob_cov = −Σ_i [log(λ_i + k) + 1/(λ_i + k)]``, ``k = 1e-5``, where ``λ`` are the eigenvalues of
-    the N×N correlation matrix ``corrcoef(J)`` of the flattened per-sample input Jacobians
-    ``J_n = ∂(Σ outputs)/∂x_n`` (Mellor et al., 2020, first version of NASWOT).  The matrix is symmetric, so
-    the eigenvalues are real (``eigvalsh``); the result does not depend on the order of the samples.
-    ``corr``, optional: ``np.corrcoef(jacobians)`` if already computed."""
-    J = np.asarray(jacobians, dtype=np.float64)
-    if J.ndim != 2 or J.shape[0] < 2:
-        raise ProxyError(f"needs at least 2 samples, got Jacobians of shape {J.shape}")
-    if corr is None:
-        corr = _corrcoef(J)
-    if not np.all(np.isfinite(corr)):
-        raise ProxyError("correlation of the input Jacobians is undefined (a sample's Jacobian is constant)")
-    eig = np.linalg.eigvalsh(corr)
-    shifted = eig + JACOBIAN_EPS
-    if np.any(shifted <= 0):
-        raise ProxyError(f"correlation matrix has an eigenvalue {eig.min():.3g} below −k")
-    return float(-np.sum(np.log(shifted) + 1.0 / shifted))
-
-
-def epe_nas_score(jacobians: np.ndarray, labels: np.ndarray, num_classes: int,
-                  corr: np.ndarray | None = None) -> float:
-    """EPE-NAS (Lopes et al., 2021).  For each class ``c`` present in the batch, with ``Σ_c`` the
-    correlation matrix of the flattened input Jacobians ``J_n = ∂(Σ outputs)/∂x_n`` of its samples
-    (``[[1]]`` for a class with one sample), ``e_c = Σ_ij log(|Σ_c[i, j]| + k)``, ``k = 1e-5``.  With at
-    most 100 classes the score is ``Σ_c |e_c|``; with more, ``e_c`` is divided by the class's sample count
-    and the score is ``Σ_{c, c'} |e_c − e_c'| / (number of classes present)``.  ``corr``, optional:
-    ``np.corrcoef(jacobians)``, whose class blocks are the classes' correlation matrices (each entry
-    depends on its two samples only), used instead of one ``corrcoef`` per class."""
-    J = np.asarray(jacobians, dtype=np.float64)
-    labels = np.asarray(labels).reshape(-1)
-    if J.ndim != 2 or len(J) != len(labels) or len(J) == 0:
-        raise ProxyError(f"Jacobians of shape {J.shape} do not match {len(labels)} labels")
-    per_class = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        if len(members) == 1:
-            block = np.ones((1, 1))
-        elif corr is not None:
-            block = corr[np.ix_(members, members)]
-        else:
-            block = _corrcoef(J[members])
-        if not np.all(np.isfinite(block)):
-            raise ProxyError(f"correlation of the input Jacobians of class {c} is undefined (constant Jacobian)")
-        e = float(np.sum(np.log(np.abs(block) + JACOBIAN_EPS)))
-        if num_classes > 100:
-            e /= len(members)
-        per_class.append(e)
-    e = np.asarray(per_class)
-    if num_classes <= 100:
-        return float(np.sum(np.abs(e)))
-    return float(np.sum(np.abs(e[:, None] - e[None, :])) / len(e))
-
-
-def grasp_score(weights: Sequence[Tensor], hessian_grads: Sequence["Tensor | None"]) -> float:
-    """GraSP (Wang et al., 2020): ``grasp = Σ_layers Σ_elements −W ⊙ (H g)`` with ``g = ∂L/∂W`` (held
-    constant) and ``H = ∂²L/∂W²`` the Hessian of the cross-entropy with respect to all layer weights
-    (temperature 1, one iteration).  ``H g = ∂/∂W (Σ g_const · ∂L/∂W)`` is computed by double
-    back-propagation; ``g`` is the detached gradient of the same forward pass.  A layer whose ``H g`` is
-    ``None`` (its gradient does not depend on the weights) contributes 0."""
-    return _sum_over_layers(
-        -(w.detach().double() * h.double()).sum() for w, h in zip(weights, hessian_grads) if h is not None
-    )
-
-
-class _NwotKernel:
-    """Accumulates ``K = Σ_relus c cᵀ + (1 − c)(1 − c)ᵀ`` (float64, exact integer counts) from the inputs
-    of the ReLU modules seen during a forward pass."""
-
-    def __init__(self, batch: int, device: torch.device) -> None:
-        self.batch = batch
-        self.K = torch.zeros(batch, batch, dtype=torch.float64, device=device)
-        self.units = 0
-        self.error: ProxyError | None = None  # raised by ``score``, so the forward pass goes on
-
-    def hook(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
-        a = inputs[0]
-        if not isinstance(a, Tensor) or a.dim() == 0 or a.shape[0] != self.batch:
-            shape = tuple(a.shape) if isinstance(a, Tensor) else type(a).__name__
-            self.error = ProxyError(f"{type(module).__name__} input {shape} is not a batch of {self.batch}")
-            return
-        codes = (a.detach() > 0).reshape(self.batch, -1)
-        n = codes.shape[1]
-        # 0/1 products sum to integers ≤ n: exact in float32 while n < 2^24.
-        c = codes.to(torch.float32 if n < 2**24 else torch.float64)
-        cc = (c @ c.T).double()
-        s = codes.sum(dim=1, dtype=torch.float64)
-        # (1−c)(1−c)ᵀ = n − s_i − s_j + c cᵀ
-        self.K += 2 * cc - s[:, None] - s[None, :] + n
-        self.units += n
-
-    def score(self) -> float:
-        if self.error is not None:
-            raise self.error
-        return nwot_score(self.K, self.units)
-
-
-def nwot_score(K: Tensor, units: int) -> float:
-    """NASWOT (Mellor et al., 2021): ``log |det K_H|`` with ``K_H = c cᵀ + (1 − c)(1 − c)ᵀ``, where row
-    ``c_n`` of the binary matrix ``c`` concatenates, over every ReLU / LeakyReLU module, the indicators
-    ``pre-activation > 0`` of sample ``n`` (``K_H[i, j]`` = number of units on which samples ``i`` and
-    ``j`` agree).  Computed in float64 with ``slogdet``."""
-    if units == 0:
-        raise NotApplicable("the network has no ReLU activations (K_H = 0)")
-    sign, logabsdet = torch.linalg.slogdet(K.double())
-    if float(sign) == 0.0:
-        raise ProxyError("K_H is singular (two samples share an activation code or too few units)")
-    return float(logabsdet)
 
 
 def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception"]:
@@ -404,25 +224,9 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
         except ProxyError as exc:  # the other shared proxies need no layers
             results.update({name: exc for name in need_grad})
             need_grad = set()
-    B = inp.x.shape[0]
-
-    acts: list[tuple[nn.Module, Tensor, int]] = []
-    kernel = _NwotKernel(B, inp.x.device) if "nwot" in wanted else None
-    with ExitStack() as stack:
-        if "fisher" in need_grad:
-            def keep_output(module: nn.Module, _inputs: Any, output: Tensor) -> None:
-                acts.append((module, output, output._version))
-
-            for m in layers:
-                stack.callback(m.register_forward_hook(keep_output).remove)
-        if kernel is not None:
-            for m in model.modules():
-                if isinstance(m, RELU_TYPES):
-                    stack.callback(m.register_forward_pre_hook(kernel.hook).remove)
-        x = inp.x.detach().requires_grad_(bool(need_jac))  # a new leaf on the same storage
-        with torch.set_grad_enabled(bool(need_grad or need_jac)):
-            out = model(x)
-
+    kernel = _NwotKernel(inp.x.shape[0], inp.x.device) if "nwot" in wanted else None
+    out, x, acts = _shared_forward(inp, model, layers if "fisher" in need_grad else [], kernel, bool(need_jac),
+                                   bool(need_grad or need_jac))
     if kernel is not None:
         try:
             results["nwot"] = kernel.score()
@@ -448,48 +252,83 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
         except Exception as exc:  # noqa: BLE001
             results.update({name: exc for name in need_grad})
         else:
-            g_w = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads)]
-            attempt("grad_norm", lambda: grad_norm_score(g_w))
-            attempt("snip", lambda: snip_score(weights, g_w))
-            attempt("plain", lambda: plain_score(weights, g_w))
-
-            def fisher() -> float:
-                per_call = []
-                for (module, a, version), g in zip(acts, grads[len(weights):]):
-                    if a._version != version:
-                        raise ProxyError(f"the output of {type(module).__name__} was modified in place")
-                    if g is not None:
-                        per_call.append(fisher_layer(a, g.detach(), 1 if isinstance(module, nn.Conv2d) else -1))
-                return _sum_over_layers(per_call)
-
-            attempt("fisher", fisher)
-
+            _gradient_scores(weights, grads, acts, attempt)
     if need_jac:
         try:
             (jac,) = torch.autograd.grad(out.sum(), x, retain_graph=grasp and "grasp" not in results)
-            J = jac.detach().reshape(B, -1).to("cpu", torch.float64).numpy()
+            J = jac.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
         except Exception as exc:  # noqa: BLE001
             results.update({name: exc for name in need_jac})
         else:
-            try:  # one correlation matrix for both scores
-                corr = _corrcoef(J) if J.shape[0] >= 2 else None
-            except Exception:  # noqa: BLE001 - each score computes its own, and reports the failure
-                corr = None
-            attempt("jacob_cov", lambda: jacob_cov_score(J, corr))
-            attempt("epe_nas", lambda: epe_nas_score(J, inp.y.cpu().numpy(), inp.num_classes, corr))
-
+            _jacobian_scores(inp, J, attempt)
     if grasp and "grasp" not in results:
-        def hessian_grad() -> float:
-            # H g = ∂/∂W (Σ g_const · g): the backward of the gradients with g itself as their cotangent
-            live = [g for g in grads[: len(weights)] if g is not None and g.requires_grad]
-            if not live:  # no gradient depends on the weights: H g = 0
-                return 0.0
-            with torch.enable_grad():
-                hg = torch.autograd.grad(live, weights, grad_outputs=[g.detach() for g in live], allow_unused=True)
-            return grasp_score(weights, hg)
-
-        attempt("grasp", hessian_grad)
+        attempt("grasp", lambda: _hessian_grad_score(weights, grads))
     return results
+
+
+def _shared_forward(
+    inp: _Inputs, model: nn.Module, fisher_layers: list[nn.Module], kernel: "_NwotKernel | None", need_jac: bool,
+    grad: bool,
+) -> tuple[Tensor, Tensor, list[tuple[nn.Module, Tensor, int]]]:
+    """The shared forward: its output, the input leaf, and the outputs (with their versions) of
+    ``fisher_layers``; ReLU input codes go to ``kernel``."""
+    acts: list[tuple[nn.Module, Tensor, int]] = []
+    with ExitStack() as stack:
+        def keep_output(module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            acts.append((module, output, output._version))
+
+        for m in fisher_layers:
+            stack.callback(m.register_forward_hook(keep_output).remove)
+        if kernel is not None:
+            for m in model.modules():
+                if isinstance(m, RELU_TYPES):
+                    stack.callback(m.register_forward_pre_hook(kernel.hook).remove)
+        x = inp.x.detach().requires_grad_(need_jac)  # a new leaf on the same storage
+        with torch.set_grad_enabled(grad):
+            out = model(x)
+    return out, x, acts
+
+
+def _gradient_scores(
+    weights: list[Tensor], grads: Sequence["Tensor | None"], acts: list[tuple[nn.Module, Tensor, int]],
+    attempt: Callable[[str, Callable[[], float]], None],
+) -> None:
+    """``grad_norm``, ``snip``, ``plain`` and ``fisher`` from the loss gradients."""
+    g_w = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads)]
+    attempt("grad_norm", lambda: grad_norm_score(g_w))
+    attempt("snip", lambda: snip_score(weights, g_w))
+    attempt("plain", lambda: plain_score(weights, g_w))
+
+    def fisher() -> float:
+        per_call = []
+        for (module, a, version), g in zip(acts, grads[len(weights):]):
+            if a._version != version:
+                raise ProxyError(f"the output of {type(module).__name__} was modified in place")
+            if g is not None:
+                per_call.append(fisher_layer(a, g.detach(), 1 if isinstance(module, nn.Conv2d) else -1))
+        return _sum_over_layers(per_call)
+
+    attempt("fisher", fisher)
+
+
+def _jacobian_scores(inp: _Inputs, J: np.ndarray, attempt: Callable[[str, Callable[[], float]], None]) -> None:
+    """``jacob_cov`` and ``epe_nas`` from the input Jacobian, sharing one correlation matrix."""
+    try:
+        corr = _corrcoef(J) if J.shape[0] >= 2 else None
+    except Exception:  # noqa: BLE001 - each score computes its own, and reports the failure
+        corr = None
+    attempt("jacob_cov", lambda: jacob_cov_score(J, corr))
+    attempt("epe_nas", lambda: epe_nas_score(J, inp.y.cpu().numpy(), inp.num_classes, corr))
+
+
+def _hessian_grad_score(weights: list[Tensor], grads: Sequence["Tensor | None"]) -> float:
+    """``grasp``: H g = ∂/∂W (Σ g_const · g), the backward of the gradients with g itself as their cotangent."""
+    live = [g for g in grads[: len(weights)] if g is not None and g.requires_grad]
+    if not live:  # no gradient depends on the weights: H g = 0
+        return 0.0
+    with torch.enable_grad():
+        hg = torch.autograd.grad(live, weights, grad_outputs=[g.detach() for g in live], allow_unused=True)
+    return grasp_score(weights, hg)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,65 +502,8 @@ def flops_proxy(inp: _Inputs) -> float:
     closed = architecture_flops(inp.net, inp.arch, tuple(inp.x.shape[1:]))
     if closed is not None:
         return float(closed)
-    from torch.utils.flop_counter import FlopCounterMode
-
     model = inp.model(train=False)  # the count depends on shapes only, not on the values
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(inp.x[:1].detach())
-    return float(counter.get_total_flops())
-
-
-def architecture_flops(net: nn.Module, arch: Any, input_shape: "Sequence[int] | None" = None) -> int | None:
-    """What ``FlopCounterMode`` counts for one sample of ``net`` = ``compile_architecture(arch, ...)``, in
-    closed form from the architecture's terminals: ``2 · rows · in · out`` per ``linear`` instance (a
-    fused ``Conv2d`` counts the same), ``2 · M · K · N`` per ``dot_product`` instance (its ``1/sqrt(d)``
-    scaling is element-wise, not counted), ``2 · width · classes`` for the head; norms, activations,
-    positional encodings, additions and routing count nothing.  ``None`` when ``arch`` is not an einspace
-    ``Architecture``, has a terminal of another kind, or ``net`` is not its compiled network (a
-    ``nas.ops.Network`` whose backbone has the architecture's parameter count, ``Linear``/``Conv2d`` and
-    ``DotProduct`` instances, output shape and, if given, input shape)."""
-    if arch is None or not hasattr(arch, "terminals"):
-        return None
-    try:
-        from nas.grammar import einspace as E
-        from nas.ops import DotProduct, Network
-    except ImportError:  # pragma: no cover - features used without the nas package
-        return None
-    if not isinstance(net, Network) or type(net.head) is not nn.Linear:
-        return None
-    free = (E.Identity, E.Norm, E.Activation, E.PositionalEncoding, E.Permute, E.Im2Col, E.Col2Im, E.Clone,
-            E.Group, E.Add, E.Cat)
-    try:
-        if input_shape is not None and tuple(arch.input_shape) != tuple(input_shape):
-            return None
-        if tuple(net.output_shape) != tuple(arch.output_shape):
-            return None
-        flops = linears = dots = 0
-        for info in arch.terminals():
-            op = info.op
-            if type(op) in (E.Linear, E.DotProduct):
-                # rows·in·out for a linear layer, M·K·N for a product: all input elements times output width
-                flops += 2 * math.prod(info.inputs[0].shape) * info.outputs[0].shape[-1] * info.copies
-                if type(op) is E.Linear:
-                    linears += info.copies
-                else:
-                    dots += info.copies
-            elif type(op) not in free:
-                return None
-        params = arch.num_params
-    except (AttributeError, TypeError, IndexError):
-        return None
-    for m in net.backbone.modules():
-        if isinstance(m, LAYER_TYPES):
-            if type(m) not in (nn.Linear, nn.Conv2d):
-                return None
-            linears -= 1
-        elif isinstance(m, DotProduct):
-            dots -= 1
-    if linears or dots or sum(p.numel() for p in net.backbone.parameters()) != params:
-        return None
-    return flops + 2 * net.head.in_features * net.head.out_features
+    return float(forward_flops(model, inp.x[:1].detach()))
 
 
 #: Proxies computed by their own function from the inputs; looked up at call time.
@@ -831,105 +613,3 @@ def compute_proxies(
             except Exception as exc:  # noqa: BLE001
                 raw[name] = exc
     return {name: _finalise(name, raw[name], label) for name in names}
-
-
-# --------------------------------------------------------------------------------------------------
-# scikit-learn transformer
-# --------------------------------------------------------------------------------------------------
-
-
-def _channel_axes(x: np.ndarray) -> tuple[int, ...]:
-    """Axes averaged over for per-channel statistics: all but axis 1 for N×C×H×W images, all but the
-    last (feature) axis for N×S×D sequences and N×D vectors."""
-    if x.ndim == 4:
-        return (0, 2, 3)
-    return tuple(range(x.ndim - 1))
-
-
-class ZeroCostProxies(TransformerMixin, BaseEstimator):
-    """Zero-cost proxies of architectures on a task, one row per architecture.
-
-    ``transform(archs)`` compiles each architecture with ``compile_architecture(arch, task.num_classes,
-    seed=seed)`` (a fresh, seeded initialisation) and calls ``compute_proxies`` on one mini-batch: the first
-    ``batch_size`` training examples of ``task`` (deterministic, no shuffling), normalised per channel
-    (axis 1 of images, the feature axis of sequences) with the mean and standard deviation of the whole
-    training split.  Returns an ``(n, len(proxies))`` float array, NaN where a proxy failed (warned).
-
-    Parameters: ``task`` (a ``data.tasks.Task``), ``proxies`` (``("all",)`` or names from ``ALL``),
-    ``batch_size``, ``seed`` (network initialisation and ``zen``), ``device`` (where the proxies run).
-    The transformer is stateless; ``fit`` only checks the parameters.
-    """
-
-    version = "1"
-
-    def __init__(self, task: Any = None, proxies: "Sequence[str] | str" = ("all",), batch_size: int = 64,
-                 seed: int = 0, device: "str | torch.device" = "cpu") -> None:
-        self.task = task
-        self.proxies = proxies
-        self.batch_size = batch_size
-        self.seed = seed
-        self.device = device
-
-    def _check(self) -> tuple[str, ...]:
-        if self.task is None:
-            raise ValueError("ZeroCostProxies needs a task (task=...) with train data")
-        if getattr(self.task, "is_tabular", False):
-            raise ValueError(f"task {self.task.name!r} is tabular: it has no training data for zero-cost proxies")
-        if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
-            raise ValueError(f"batch_size must be an integer ≥ 2, got {self.batch_size!r}")
-        if len(self.task.train) < 2:
-            raise ValueError(f"task {self.task.name!r} has fewer than 2 training examples")
-        return resolve_proxies(self.proxies)
-
-    def fit(self, X: Any = None, y: Any = None) -> "ZeroCostProxies":
-        """Checks the parameters; nothing is learned."""
-        self._check()
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The canonical proxy names, in column order."""
-        return np.asarray(resolve_proxies(self.proxies), dtype=object)
-
-    def batch(self) -> tuple[Tensor, Tensor]:
-        """The normalised mini-batch ``(x, y)`` the proxies see, on ``device``."""
-        self._check()
-        train = self.task.train
-        axes = _channel_axes(train.x)
-        mean = train.x.mean(axis=axes, dtype=np.float64, keepdims=True)
-        std = train.x.std(axis=axes, dtype=np.float64, keepdims=True)
-        std = np.where(std > 1e-12, std, 1.0)
-        head = train.head(int(self.batch_size))
-        x = ((head.x.astype(np.float64) - mean) / std).astype(np.float32)
-        device = torch.device(self.device)
-        return torch.from_numpy(x).to(device), torch.from_numpy(np.asarray(head.y, dtype=np.int64)).to(device)
-
-    def transform(self, X: Sequence[Any]) -> np.ndarray:
-        """Proxies of each architecture in ``X``: an ``(len(X), len(proxies))`` float64 array."""
-        from tqdm import tqdm
-
-        from nas.compile import compile_architecture
-
-        names = self._check()
-        archs = list(X)
-        out = np.full((len(archs), len(names)), np.nan, dtype=np.float64)
-        if not archs:
-            return out
-        x, y = self.batch()
-        shape = tuple(self.task.input_shape)
-        for i, arch in enumerate(tqdm(archs, desc="zero-cost proxies", unit="arch", disable=len(archs) < 20,
-                                      leave=False)):
-            if tuple(arch.input_shape) != shape:
-                raise ValueError(f"architecture {i} has input shape {tuple(arch.input_shape)}, "
-                                 f"but task {self.task.name!r} has {shape}")
-            try:
-                net = compile_architecture(arch, self.task.num_classes, seed=int(self.seed))
-            except Exception as exc:  # noqa: BLE001 - a row of NaN, warned
-                log.warning("zero-cost proxies%s are NaN: compiling failed: %s: %s", _label(arch),
-                            type(exc).__name__, exc)
-                continue
-            values = compute_proxies(net, x, y, self.task.num_classes, names, seed=int(self.seed), arch=arch)
-            out[i] = [values[n] for n in names]
-        return out

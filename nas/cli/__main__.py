@@ -1,0 +1,7 @@
+"""``python -m nas.cli``."""
+
+import sys
+
+from nas.cli.app import main
+
+sys.exit(main())

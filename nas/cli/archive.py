@@ -1,0 +1,127 @@
+"""``nas evaluate`` and ``nas archive build|info|export|import|upgrade``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from data.archive import Archive, upgrade_archive
+from data.tasks import get_task
+from data.training import get_protocol, train_and_evaluate
+from nas.cli.common import PROTOCOLS_HELP, add_grammar_arg, add_task_args, deprecated_alias, task_architecture
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    task = get_task(args.task, seed=args.task_seed)
+    arch = task_architecture(args.arch, task, args.grammar)
+    protocol = get_protocol(args.protocol)
+    if args.threads:
+        import torch  # deferred: torch
+
+        torch.set_num_threads(args.threads)
+    ev = train_and_evaluate(arch, task, protocol, seed=args.train_seed, device=args.device)
+    if args.archive:
+        with Archive(args.archive) as archive:
+            archive.add_evaluation(ev, arch)
+    record = ev.to_dict() | {"arch": arch.to_string()}
+    print(json.dumps(record, indent=2 if not args.json else None))
+    return 0 if ev.ok else 1
+
+
+def fill_archive(archive: Archive, task: str, n: int, **options: Any) -> dict:
+    """Evaluate random (or mutated) architectures until the build run holds ``n``; resumes; ``options`` as for
+    the run engine's ``build_archive``."""
+    from nas.search import build_archive  # deferred: the search engine (torch, process pools)
+
+    return build_archive(archive, task, n, **options)
+
+
+def _build(archive: Archive, args: argparse.Namespace) -> None:
+    if not args.task:
+        raise ValueError("nas archive build needs --task")
+    counts = fill_archive(
+        archive, args.task, args.n, seed=args.seed, sampler=args.sampler, protocol=args.protocol,
+        budget=args.sampling_budget, grammar=args.grammar, task_seed=args.task_seed, train_seed=args.train_seed,
+        workers=args.workers, device=args.device, run=args.run,
+    )
+    print(json.dumps(counts))
+
+
+def _info(archive: Archive, args: argparse.Namespace) -> None:
+    print(f"{archive.path}: {archive.num_architectures()} architectures")
+    for task, protocol, n in archive.tasks():
+        ok = archive.count(task=task, protocol=protocol, status="ok")
+        _, y = archive.dataset(task, protocol)
+        best = f", best val_acc {y.max():.4f}, mean {y.mean():.4f}" if len(y) else ""
+        print(f"  {task:<20} {protocol:<22} {n:>6} evaluations ({n - ok} failed){best}")
+    for run in archive.runs():
+        print(f"  run {run['name']} ({run['kind']}, since {run['created']})")
+
+
+def _export(archive: Archive, args: argparse.Namespace) -> None:
+    if not args.output:
+        raise ValueError("nas archive export needs -o FILE.csv")
+    n = archive.export_csv(args.output, task=args.task, protocol=args.protocol_key)
+    print(f"wrote {n} evaluations to {args.output}", file=sys.stderr)
+
+
+def _import(archive: Archive, args: argparse.Namespace) -> None:
+    if not args.input:
+        raise ValueError("nas archive import needs -i FILE.csv")
+    n = archive.import_csv(args.input, task=args.task, protocol=args.protocol_key or "imported",
+                           input_shape=args.input_shape, grammar=args.grammar or "einspace")
+    print(f"added {n} evaluations from {args.input}", file=sys.stderr)
+
+
+ACTIONS = {"build": _build, "info": _info, "export": _export, "import": _import}
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    if args.action == "upgrade":  # the one action that must not open --archive as a current archive
+        if not args.output:
+            raise ValueError("nas archive upgrade needs -o NEW.sqlite")
+        print(json.dumps(upgrade_archive(args.archive, args.output)))
+        return 0
+    with Archive(args.archive) as archive:
+        ACTIONS[args.action](archive, args)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="train one architecture on a task and print its evaluation")
+    p.add_argument("arch", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
+    add_task_args(p, required=True, help="task name (nas tasks list) or Unseen-NAS folder")
+    p.add_argument("--protocol", default="published", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed (default %(default)s)")
+    deprecated_alias(p, "--seed", "--train-seed", "train_seed", type=int)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_grammar_arg(p)
+    p.add_argument("--archive", help="also store the evaluation in this archive")
+    p.add_argument("--json", action="store_true", help="one-line JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("archive", help="build, inspect, export or import an archive of evaluated networks")
+    p.add_argument("action", choices=(*ACTIONS, "upgrade"),
+                   help="upgrade: copy an archive of an older schema into a new file (-o)")
+    p.add_argument("--archive", required=True, help="SQLite archive file (created if absent)")
+    add_task_args(p)
+    p.add_argument("-n", "--n", type=int, default=100, help="evaluations the build run should hold (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
+    p.add_argument("--sampler", choices=("random", "mutants"), default="random")
+    p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--sampling-budget", choices=("cpu", "default"), default="cpu",
+                   help="size budgets of sampled networks: cpu (CPU-sized) or the grammar default (default %(default)s)")
+    deprecated_alias(p, "--budget", "--sampling-budget", "sampling_budget", choices=("cpu", "default"))
+    add_grammar_arg(p, default=None, help="default: the task's grammar, else einspace")
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (process pool; default %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.add_argument("--run", default=None, help="run name (default derived from task, protocol, sampler and seed)")
+    p.add_argument("--protocol-key", default=None, help="export/import: protocol key to filter or assign")
+    p.add_argument("--input-shape", default=None, help="import: input shape when the CSV has none")
+    p.add_argument("-o", "--output", help="export: CSV file to write; upgrade: the new archive")
+    p.add_argument("-i", "--input", help="import: CSV file to read")
+    p.set_defaults(func=cmd_archive)

@@ -1,0 +1,110 @@
+"""What several ``nas`` commands share: reading architectures, option conventions, deprecated spellings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from nas.architecture import Architecture, parse_shape
+from nas.cells import from_cell_string
+from nas.grammar import grammar_names
+from nas.seeds import SEEDS, get_seed
+
+DEFAULT_SHAPE = "3x32x32"
+
+PROTOCOLS_HELP = ("published (the paper's: 8 epochs, batch 256), reduced (CPU: 5 epochs on 2,000 examples, batch 32), "
+                  "smoke, or a .json file")
+
+#: Surrogate model names offered by ``nas surrogate fit --model`` and ``nas search --surrogate``.
+SURROGATE_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm")
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: it still works for one release and says once, on stderr, what replaced it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str = "", **kwargs: Any) -> None:
+        self.new = new
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated here, use {self.new} "
+              "(the old spelling will be removed in the next release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """Accept ``old`` as a deprecated spelling of the option ``new`` (stored in ``dest``); ``kwargs`` as for
+    ``add_argument`` (``type``, ``choices``)."""
+    p.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, **kwargs)
+
+
+def add_task_args(p: argparse.ArgumentParser, required: bool = False, help: str = "task name or Unseen-NAS folder") -> None:
+    """``--task`` and ``--task-seed`` (the generator seed of a generated task)."""
+    p.add_argument("--task", required=required, help=help)
+    p.add_argument("--task-seed", type=int, default=0,
+                   help="generator seed of a generated task (default %(default)s)")
+
+
+def add_grammar_arg(p: argparse.ArgumentParser, default: str | None = "einspace", help: str | None = None) -> None:
+    p.add_argument("--grammar", default=default, choices=grammar_names(), help=help)
+
+
+def read_text(source: str | None) -> str:
+    """An argument that is a string, a file name, or '-'/absent for standard input."""
+    if source is None or source == "-":
+        return sys.stdin.read()
+    if os.path.isfile(source):
+        with open(source, encoding="utf-8") as fh:
+            return fh.read()
+    return source
+
+
+def read_architecture(text: str, input_shape: str | None, grammar: str) -> Architecture:
+    """A seed name, a JSON line written by ``nas sample --json``, or an architecture string."""
+    shape = input_shape or DEFAULT_SHAPE
+    if text.strip().lower().replace("-", "_") in SEEDS:
+        return get_seed(text.strip(), shape)
+    stripped = text.strip()
+    if stripped.startswith("{") and '"input_shape"' in stripped.split("\n", 1)[0]:
+        data = json.loads(stripped.split("\n", 1)[0])
+        if input_shape:
+            data["input_shape"] = list(parse_shape(input_shape))
+        return Architecture.from_json(data)
+    return Architecture.from_string(stripped, shape, grammar)
+
+
+def read_architectures(lines: Sequence[str], nb201_cells: bool, input_shape: str | None, grammar: str) -> list[Architecture]:
+    """One architecture per line: NAS-Bench-201 cell strings, or anything ``read_architecture`` reads."""
+    if nb201_cells:
+        return [from_cell_string(line) for line in lines]
+    return [read_architecture(line, input_shape, grammar) for line in lines]
+
+
+def task_architecture(source: str | None, task: Any, grammar: str) -> Architecture:
+    """The architecture argument read for ``task``: its input shape, its grammar, NB201 cell strings."""
+    grammar = getattr(task, "grammar", None) or grammar
+    text = read_text(source)
+    if grammar == "nb201" and text.strip().startswith("|"):
+        return from_cell_string(text.strip(), task.input_shape)
+    shape = "x".join(map(str, task.input_shape))
+    return read_architecture(text, shape, grammar)
+
+
+def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: str, strategy: str) -> None:
+    """``RUN_DIR/run.json``: where ``nas status`` and ``nas compare`` find a search run."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "run.json"), "w", encoding="utf-8") as fh:
+        json.dump({"archive": os.path.relpath(archive_path, run_dir), "run": run, "label": label, "task": task,
+                   "strategy": strategy}, fh, indent=2)
+
+
+def read_run_ref(path: str) -> tuple[str, str, str]:
+    """``(archive, run name, label)`` of a run directory written by ``nas search`` or ``nas quickstart``."""
+    with open(os.path.join(path, "run.json"), encoding="utf-8") as fh:
+        info = json.load(fh)
+    return os.path.join(path, info["archive"]), info["run"], info.get("label", os.path.basename(os.path.normpath(path)))

@@ -1,0 +1,161 @@
+"""``nas search``, ``nas status`` and ``nas compare``; the one place the CLI builds strategies and runs searches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from data.archive import Archive
+from data.tasks import get_task
+from nas.cli.common import PROTOCOLS_HELP, SURROGATE_MODELS, add_task_args, read_run_ref, write_run_ref
+
+STRATEGIES = ("random", "re", "filtered", "objective", "bo")
+
+
+def make_search_strategy(name: str, task_spec: str, task: Any, seed: int, sampling_budget: str = "cpu",
+                         surrogate: str | None = None, features: str = "graf,zcp", **options: Any) -> Any:
+    """The strategy ``name`` for ``task`` (loaded from ``task_spec``), sampling under the named budget;
+    ``surrogate`` (a model name or a saved folder) for ``filtered`` and ``objective``; ``options`` as for
+    ``nas.search.factory.make_strategy``."""
+    from nas.search.budgets import sampling_budget as named_budget  # deferred: the search engine
+    from nas.search.factory import make_strategy, make_surrogate  # deferred: the search engine, surrogates
+
+    model, prefit = None, False
+    if name in ("filtered", "objective"):
+        model, prefit = make_surrogate(surrogate or "rf", task_spec, features, seed)
+    return make_strategy(name, task, seed, named_budget(sampling_budget, task), surrogate=model, prefit=prefit,
+                         **options)
+
+
+def run_in_dir(strategy: Any, task: str, run_dir: str, run: str, *, strategy_name: str, label: str | None = None,
+               archive_path: str | None = None, executor: str = "local", scheduler: str | None = None,
+               **options: Any) -> dict:
+    """Run (or resume) ``strategy`` on ``task`` as run ``run`` of ``archive_path`` (default
+    ``RUN_DIR/archive.sqlite``), with ``RUN_DIR/run.json`` written for ``nas status`` and ``nas compare``;
+    ``options`` go to ``nas.search.run_search``."""
+    from nas.search import make_dask_executor, run_search  # deferred: the search engine (torch, dask)
+
+    archive_path = archive_path or os.path.join(run_dir, "archive.sqlite")
+    write_run_ref(run_dir, archive_path, run, label or run, task, strategy_name)
+    pool, close = (None, None)
+    if executor == "dask":
+        pool, close = make_dask_executor(scheduler, options.get("workers", 1))
+    try:
+        with Archive(archive_path) as archive:
+            return run_search(strategy, task, archive, run, executor=pool, run_dir=run_dir, **options)
+    finally:
+        if close is not None:
+            close()
+
+
+def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.strategy == "filtered":
+        return dict(mode=args.mode, n_candidates=args.n_candidates, k=args.k, quantile=args.quantile,
+                    start_after=args.start_after, refit_every=args.refit_every)
+    if args.strategy == "objective":
+        return dict(steps=args.steps, top_k=args.k)
+    if args.strategy == "bo":
+        return dict(n_init=args.n_init, pool_size=args.pool_size)
+    return {}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.search.report import plot_best_so_far  # deferred: the search engine, matplotlib
+
+    task = get_task(args.task, seed=args.task_seed)
+    strategy = make_search_strategy(args.strategy, args.task, task, args.seed, args.sampling_budget, args.surrogate,
+                                    args.features, seed_arch=args.seed_arch, population_size=args.population,
+                                    tournament_size=args.tournament, **_strategy_options(args))
+    run = args.run_name or f"{args.strategy}-seed{args.seed}"
+    summary = run_in_dir(strategy, args.task, args.run_dir, run, strategy_name=args.strategy, label=args.label,
+                         archive_path=args.archive, executor=args.executor, scheduler=args.scheduler,
+                         budget_evals=args.budget, budget_seconds=args.time_budget, protocol=args.protocol,
+                         train_seed=args.train_seed, workers=args.workers, task_seed=args.task_seed,
+                         device=args.device)
+    plot_best_so_far([read_run_ref(args.run_dir)], os.path.join(args.run_dir, "best_so_far.png"))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from nas.search import summarize  # deferred: the search engine
+
+    archive_path, run, label = read_run_ref(args.run_dir)
+    with Archive(archive_path) as archive:
+        summary = summarize(archive, run)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    counts, best = summary["counts"], summary["best"]
+    print(f"{label} ({summary['strategy']} on {summary['task']}): {summary['evaluations']} steps, "
+          f"{counts['trained']} trained, {counts['failed']} failed, {counts['duplicates']} duplicates, "
+          f"{counts['filtered']} filtered by the surrogate; {summary['seconds']['wall_clock']:.0f} s")
+    if best:
+        print(f"best val_acc {best['val_acc']:.4f} (step {best['step']}): {best['arch']}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nas.search.report import compare, plot_best_so_far  # deferred: the search engine, matplotlib
+
+    refs = [read_run_ref(d) for d in args.run_dirs]
+    print(compare(refs))
+    if args.plot:
+        plot_best_so_far(refs, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _add_search_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="run (or resume) a search on a task; re-running the same command resumes it")
+    add_task_args(p, required=True)
+    p.add_argument("--strategy", choices=STRATEGIES, default="re",
+                   help="bo: Bayesian optimisation, GP with a (hierarchical) WL graph kernel (default %(default)s)")
+    p.add_argument("--seed-arch", default=None, help="RE seeds: resnet18, wrn16_4, vit, mlp_mixer or mixed (default: random start)")
+    p.add_argument("--surrogate", default="rf", help=f"{', '.join(SURROGATE_MODELS)}, or a folder saved by nas surrogate fit "
+                   "(used from the start) (default %(default)s)")
+    p.add_argument("--features", default="graf,zcp", help="surrogate features (default %(default)s)")
+    p.add_argument("--budget", type=int, default=100, help="evaluations (steps) of the run (default %(default)s)")
+    p.add_argument("--time-budget", type=float, default=None, help="wall-clock seconds of the run")
+    p.add_argument("--run-dir", required=True, help="folder for run.json, summary.json, plots and (by default) the archive")
+    p.add_argument("--archive", default=None, help="archive file to use (default RUN_DIR/archive.sqlite); share one to reuse evaluations")
+    p.add_argument("--run-name", default=None, help="default: STRATEGY-seedSEED")
+    p.add_argument("--label", default=None, help="name in comparisons")
+    p.add_argument("--seed", type=int, default=0, help="search seed: sampling, mutation and selection (default %(default)s)")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
+    p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--sampling-budget", choices=("cpu", "default"), default="cpu",
+                   help="size budgets of sampled networks: cpu (CPU-sized) or the grammar default (default %(default)s)")
+    p.add_argument("--population", type=int, default=100, help="evolution: population size (default %(default)s)")
+    p.add_argument("--tournament", type=int, default=10, help="evolution: tournament size (default %(default)s)")
+    p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n, or reject below a quantile")
+    p.add_argument("--n-candidates", type=int, default=20, help="filtered: mutants scored per batch (default %(default)s)")
+    p.add_argument("--k", type=int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
+    p.add_argument("--quantile", type=float, default=0.5, help="filtered, reject mode: prediction quantile to pass (default %(default)s)")
+    p.add_argument("--start-after", type=int, default=100, help="filtered: evaluations before the surrogate is used")
+    p.add_argument("--refit-every", type=int, default=20, help="filtered: evaluations between surrogate refits (default %(default)s)")
+    p.add_argument("--steps", type=int, default=1000, help="objective: mutations scored by the surrogate alone")
+    p.add_argument("--n-init", type=int, default=10, help="bo: random architectures before the GP is used")
+    p.add_argument("--pool-size", type=int, default=200, help="bo: mutants and crossovers scored by EI per ask")
+    p.add_argument("--workers", type=int, default=1,
+                   help="evaluations run at once (local process pool or Dask workers; default %(default)s)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local", help="where evaluations run (default %(default)s)")
+    p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.set_defaults(func=cmd_search)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_search_parser(sub)
+    p = sub.add_parser("status", help="progress and best so far of a search run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("compare", help="compare search runs: a Markdown table and a best-so-far plot")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--plot", default=None, help="PNG file for the best-so-far plot")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,133 @@
+"""``nas surrogate fit|predict|evaluate`` and ``nas transfer``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from data.archive import Archive
+from data.tasks import get_task
+from nas.cli.common import SURROGATE_MODELS, add_grammar_arg, deprecated_alias, read_architectures, read_text
+
+
+def _lm_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.model != "lm":
+        return {}
+    given = (("encoding", args.encoding), ("epochs", args.epochs), ("num_layers", args.num_layers),
+             ("model_path", args.lm_path))
+    return {k: v for k, v in given if v is not None}
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from surrogates import workflows  # deferred: scikit-learn, xgboost, transformers
+    from surrogates.persistence import save_surrogate  # deferred: scikit-learn, xgboost, transformers
+
+    if not (args.archive and args.task and args.output):
+        raise ValueError("nas surrogate fit needs --archive, --task and -o DIR")
+    with Archive(args.archive) as archive:
+        surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
+                                             args.seed, **_lm_params(args))
+    save_surrogate(surrogate, args.output)
+    print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from surrogates.persistence import load_surrogate  # deferred: scikit-learn, xgboost, transformers
+
+    if not args.dir or not args.input:
+        raise ValueError("nas surrogate predict needs DIR and --input FILE")
+    surrogate = load_surrogate(args.dir)
+    shape = args.input_shape
+    if shape is None and surrogate.task_name:
+        shape = "x".join(map(str, get_task(surrogate.task_name).input_shape))
+    lines = [line.strip() for line in read_text(args.input).splitlines() if line.strip()]
+    archs = read_architectures(lines, args.format == "nb201", shape, args.grammar)
+    for line, value in zip(lines, surrogate.predict(archs)):
+        print(f"{line}\t{float(value):.6g}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from surrogates import workflows  # deferred: scikit-learn, xgboost, transformers
+    from surrogates.persistence import load_surrogate  # deferred: scikit-learn, xgboost, transformers
+
+    if not (args.archive and args.task):
+        raise ValueError("nas surrogate evaluate needs --archive and --task (and DIR for a saved surrogate)")
+    with Archive(args.archive) as archive:
+        if args.dir:
+            metrics = workflows.evaluate_on_archive(load_surrogate(args.dir), archive, args.task, args.protocol_key,
+                                                    args.plot)
+        else:
+            metrics = workflows.evaluate_split(archive, args.task, args.model, args.features, args.test_fraction,
+                                               args.protocol_key, args.seed, args.plot, **_lm_params(args))
+    print(json.dumps(metrics, indent=2))
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+ACTIONS = {"fit": _fit, "predict": _predict, "evaluate": _evaluate}
+
+
+def cmd_surrogate(args: argparse.Namespace) -> int:
+    return ACTIONS[args.action](args)
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from surrogates.workflows import transfer_study  # deferred: scikit-learn, xgboost
+
+    with Archive(args.archive) as archive:
+        table = transfer_study(archive, args.scheme, args.model, args.features,
+                               args.tasks.split(",") if args.tasks else None, args.output, args.seed,
+                               args.normalisation, args.min_source_tau)
+    print(table)
+    print(f"wrote tau.md, tau.csv and tau.png to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("surrogate", help="fit a surrogate on an archive, predict with it, or evaluate it")
+    p.add_argument("action", choices=tuple(ACTIONS))
+    p.add_argument("dir", nargs="?", help="predict/evaluate: a folder saved by nas surrogate fit")
+    p.add_argument("--archive", help="fit/evaluate: the archive")
+    p.add_argument("--task", help="fit/evaluate: the task whose evaluations to use")
+    p.add_argument("--model", default="rf", choices=SURROGATE_MODELS)
+    p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--protocol-key", default=None, help="training-protocol key, when the task has several")
+    p.add_argument("-o", "--output", help="fit: folder to save the surrogate in")
+    p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line")
+    p.add_argument("--format", choices=("string", "nb201"), default="string", help="predict: input lines")
+    p.add_argument("--input-shape", default=None, help="predict: input shape (default: the surrogate's task's)")
+    add_grammar_arg(p)
+    p.add_argument("--test-fraction", type=float, default=0.25, help="evaluate without DIR: held-out fraction")
+    p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")
+    p.add_argument("--seed", type=int, default=0, help="model seed and held-out split seed (default %(default)s)")
+    p.add_argument("--encoding", default=None, choices=("long", "compact", "tokens"), help="lm: input encoding")
+    p.add_argument("--epochs", type=int, default=None, help="lm: fine-tuning epochs")
+    p.add_argument("--num-layers", type=int, default=None, help="lm: keep the first N encoder layers")
+    p.add_argument("--lm-path", default=None, help="lm: a local Hugging Face model folder (default: packaged MiniLM)")
+    p.set_defaults(func=cmd_surrogate)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_surrogate_parser(sub)
+    p = sub.add_parser("transfer", help="transfer surrogates between the tasks of an archive; τ table and heatmap")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--scheme", choices=("one-to-one", "leave-one-out"), default="one-to-one",
+                   help="one-to-one: each task's surrogate scored on every other task; leave-one-out: trained on all "
+                   "other tasks (default %(default)s)")
+    deprecated_alias(p, "--protocol", "--scheme", "scheme", choices=("one-to-one", "leave-one-out"))
+    p.add_argument("--model", default="rf", choices=("rf", "xgb", "xgb_tuned", "ensemble"))
+    p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")
+    p.add_argument("--normalisation", choices=("none", "minmax", "percentile"), default=None,
+                   help="per-task target normalisation (default: none for one-to-one, percentile for leave-one-out)")
+    p.add_argument("--min-source-tau", type=float, default=None,
+                   help="leave-one-out: train only on sources whose own half-vs-half τ reaches this (default: all)")
+    p.add_argument("-o", "--output", default="runs/transfer", help="folder for tau.md, tau.csv, tau.png (default %(default)s)")
+    deprecated_alias(p, "--out", "--output", "output")
+    p.add_argument("--seed", type=int, default=0, help="model seed (default %(default)s)")
+    p.set_defaults(func=cmd_transfer)
