@@ -1,1 +1,1 @@
-"""experiments package (filled by later issues)."""
+"""Reproducible experiment scripts (``python -m experiments.NAME``); their outputs go to ``experiments/results/``."""

@@ -24,12 +24,17 @@ SURROGATES: Mapping[str, Callable[..., Surrogate]] = {
     "xgb": lambda task, features, seed, **p: TabularSurrogate("xgb", features, task, random_state=seed, **p),
     "xgb_tuned": lambda task, features, seed, **p: TabularSurrogate("xgb_tuned", features, task, random_state=seed, **p),
     "ensemble": lambda task, features, seed, **p: EnsembleSurrogate(features=features, task=task, random_state=seed, **p),
-    "lm": lambda task, features, seed, **p: LMSurrogate(random_state=seed, **p),
+    "lm": lambda task, features, seed, **p: LMSurrogate(random_state=seed, **{"grammar": _grammar_of(task), **p}),
     "transfer": lambda task, features, seed, **p: TransferSurrogate(features=features, task=task, random_state=seed, **p),
 }
 #: The class that loads each kind of saved folder.
 KINDS: Mapping[str, type[Surrogate]] = {cls.kind: cls for cls in (TabularSurrogate, EnsembleSurrogate,
                                                                     TransferSurrogate, LMSurrogate)}
+
+
+def _grammar_of(task: Any) -> str:
+    """The grammar of ``task``'s architectures (the LM's token vocabulary); einspace when the task names none."""
+    return getattr(task, "grammar", None) or "einspace"
 
 
 def surrogate_names() -> tuple[str, ...]:

@@ -18,8 +18,10 @@ DEFAULT_SHAPE = "3x32x32"
 PROTOCOLS_HELP = ("published (the paper's: 8 epochs, batch 256), reduced (CPU: 5 epochs on 2,000 examples, batch 32), "
                   "smoke, or a .json file")
 
-#: Surrogate model names offered by ``nas surrogate fit --model`` and ``nas search --surrogate``.
-SURROGATE_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm")
+#: Surrogate model names offered by ``nas surrogate fit --model`` and ``nas search --surrogate``: the names of
+#: ``surrogates.registry`` (spelled out here so that building the parser imports no surrogate; a test keeps
+#: the two equal).
+SURROGATE_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm", "transfer")
 
 
 class DeprecatedAlias(argparse.Action):
@@ -52,6 +54,30 @@ def add_task_args(p: argparse.ArgumentParser, required: bool = False, help: str 
 
 def add_grammar_arg(p: argparse.ArgumentParser, default: str | None = "einspace", help: str | None = None) -> None:
     p.add_argument("--grammar", default=default, choices=grammar_names(), help=help)
+
+
+def add_lm_args(p: argparse.ArgumentParser, deprecated: bool = False) -> None:
+    """``--lm-encoding``, ``--lm-epochs``, ``--lm-layers`` and ``--lm-path``: ``LMSurrogate`` parameters used when
+    the surrogate is ``lm`` (``lm_params``); ``deprecated`` also accepts the old spellings of ``nas surrogate``
+    (``--encoding``, ``--epochs``, ``--num-layers``)."""
+    encodings = ("long", "compact", "tokens")
+    p.add_argument("--lm-encoding", default=None, choices=encodings, help="lm: input encoding")
+    p.add_argument("--lm-epochs", type=int, default=None, help="lm: fine-tuning epochs")
+    p.add_argument("--lm-layers", type=int, default=None, help="lm: keep the first N encoder layers")
+    p.add_argument("--lm-path", default=None, help="lm: a local Hugging Face model folder (default: packaged MiniLM)")
+    if deprecated:
+        deprecated_alias(p, "--encoding", "--lm-encoding", "lm_encoding", choices=encodings)
+        deprecated_alias(p, "--epochs", "--lm-epochs", "lm_epochs", type=int)
+        deprecated_alias(p, "--num-layers", "--lm-layers", "lm_layers", type=int)
+
+
+def lm_params(args: argparse.Namespace, model: str | None) -> dict[str, Any]:
+    """The ``LMSurrogate`` parameters given with ``add_lm_args`` options, when ``model`` is ``lm`` (none otherwise)."""
+    if model != "lm":
+        return {}
+    given = (("encoding", args.lm_encoding), ("epochs", args.lm_epochs), ("num_layers", args.lm_layers),
+             ("model_path", args.lm_path))
+    return {k: v for k, v in given if v is not None}
 
 
 def read_text(source: str | None) -> str:

@@ -81,7 +81,7 @@ def _searches(cfg: QuickstartConfig, task: Any, protocol: TrainingProtocol, prog
         if name == "filtered":
             options = dict(n_candidates=cfg.n_candidates, k=cfg.k, start_after=cfg.population,
                            refit_every=cfg.refit_every)
-        strategy = make_search_strategy(name, cfg.task, task, cfg.seed, "cpu", "rf", cfg.features,
+        strategy = make_search_strategy(name, task, cfg.seed, "cpu", "rf", cfg.features,
                                         population_size=cfg.population, tournament_size=cfg.tournament, **options)
         run_dir = os.path.join(cfg.out, name)
         results[name] = run_in_dir(strategy, cfg.task, run_dir, name, strategy_name=name, label=name,

@@ -10,22 +10,24 @@ from typing import Any
 
 from data.archive import Archive
 from data.tasks import get_task
-from nas.cli.common import PROTOCOLS_HELP, SURROGATE_MODELS, add_task_args, read_run_ref, write_run_ref
+from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_task_args, lm_params, read_run_ref,
+                            write_run_ref)
 
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 
 
-def make_search_strategy(name: str, task_spec: str, task: Any, seed: int, sampling_budget: str = "cpu",
-                         surrogate: str | None = None, features: str = "graf,zcp", **options: Any) -> Any:
-    """The strategy ``name`` for ``task`` (loaded from ``task_spec``), sampling under the named budget;
-    ``surrogate`` (a model name or a saved folder) for ``filtered`` and ``objective``; ``options`` as for
-    ``nas.search.factory.make_strategy``."""
+def make_search_strategy(name: str, task: Any, seed: int, sampling_budget: str = "cpu",
+                         surrogate: str | None = None, features: str = "graf,zcp",
+                         surrogate_params: dict[str, Any] | None = None, **options: Any) -> Any:
+    """The strategy ``name`` for ``task`` (a loaded task), sampling under the named budget;
+    ``surrogate`` (a model name or a saved folder) for ``filtered`` and ``objective``, a fresh one built with
+    ``surrogate_params`` (e.g. ``epochs`` for ``lm``); ``options`` as for ``nas.search.factory.make_strategy``."""
     from nas.search.budgets import sampling_budget as named_budget  # deferred: the search engine
     from nas.search.factory import make_strategy, make_surrogate  # deferred: the search engine, surrogates
 
-    model, prefit = None, False
+    model, prefit, params = None, False, dict(surrogate_params or {})
     if name in ("filtered", "objective"):
-        model, prefit = make_surrogate(surrogate or "rf", task_spec, features, seed)
+        model, prefit = make_surrogate(surrogate or "rf", task, features, seed, **params)
     return make_strategy(name, task, seed, named_budget(sampling_budget, task), surrogate=model, prefit=prefit,
                          **options)
 
@@ -66,9 +68,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.search.report import plot_best_so_far  # deferred: the search engine, matplotlib
 
     task = get_task(args.task, seed=args.task_seed)
-    strategy = make_search_strategy(args.strategy, args.task, task, args.seed, args.sampling_budget, args.surrogate,
-                                    args.features, seed_arch=args.seed_arch, population_size=args.population,
-                                    tournament_size=args.tournament, **_strategy_options(args))
+    strategy = make_search_strategy(args.strategy, task, args.seed, args.sampling_budget, args.surrogate,
+                                    args.features, lm_params(args, args.surrogate), seed_arch=args.seed_arch,
+                                    population_size=args.population, tournament_size=args.tournament,
+                                    **_strategy_options(args))
     run = args.run_name or f"{args.strategy}-seed{args.seed}"
     summary = run_in_dir(strategy, args.task, args.run_dir, run, strategy_name=args.strategy, label=args.label,
                          archive_path=args.archive, executor=args.executor, scheduler=args.scheduler,
@@ -118,6 +121,7 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--surrogate", default="rf", help=f"{', '.join(SURROGATE_MODELS)}, or a folder saved by nas surrogate fit "
                    "(used from the start) (default %(default)s)")
     p.add_argument("--features", default="graf,zcp", help="surrogate features (default %(default)s)")
+    add_lm_args(p)
     p.add_argument("--budget", type=int, default=100, help="evaluations (steps) of the run (default %(default)s)")
     p.add_argument("--time-budget", type=float, default=None, help="wall-clock seconds of the run")
     p.add_argument("--run-dir", required=True, help="folder for run.json, summary.json, plots and (by default) the archive")

@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from data.archive import Archive
 from data.tasks import get_task
-from nas.cli.common import SURROGATE_MODELS, add_grammar_arg, deprecated_alias, read_architectures, read_text
+from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, lm_params,
+                            read_architectures, read_text)
 
-
-def _lm_params(args: argparse.Namespace) -> dict[str, Any]:
-    if args.model != "lm":
-        return {}
-    given = (("encoding", args.encoding), ("epochs", args.epochs), ("num_layers", args.num_layers),
-             ("model_path", args.lm_path))
-    return {k: v for k, v in given if v is not None}
+#: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
+TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -28,7 +23,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise ValueError("nas surrogate fit needs --archive, --task and -o DIR")
     with Archive(args.archive) as archive:
         surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
-                                             args.seed, **_lm_params(args))
+                                             args.seed, **lm_params(args, args.model))
     save_surrogate(surrogate, args.output)
     print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
     return 0
@@ -62,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                                                     args.plot)
         else:
             metrics = workflows.evaluate_split(archive, args.task, args.model, args.features, args.test_fraction,
-                                               args.protocol_key, args.seed, args.plot, **_lm_params(args))
+                                               args.protocol_key, args.seed, args.plot, **lm_params(args, args.model))
     print(json.dumps(metrics, indent=2))
     if args.plot:
         print(f"wrote {args.plot}", file=sys.stderr)
@@ -105,10 +100,7 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.25, help="evaluate without DIR: held-out fraction")
     p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")
     p.add_argument("--seed", type=int, default=0, help="model seed and held-out split seed (default %(default)s)")
-    p.add_argument("--encoding", default=None, choices=("long", "compact", "tokens"), help="lm: input encoding")
-    p.add_argument("--epochs", type=int, default=None, help="lm: fine-tuning epochs")
-    p.add_argument("--num-layers", type=int, default=None, help="lm: keep the first N encoder layers")
-    p.add_argument("--lm-path", default=None, help="lm: a local Hugging Face model folder (default: packaged MiniLM)")
+    add_lm_args(p, deprecated=True)
     p.set_defaults(func=cmd_surrogate)
 
 
@@ -120,7 +112,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="one-to-one: each task's surrogate scored on every other task; leave-one-out: trained on all "
                    "other tasks (default %(default)s)")
     deprecated_alias(p, "--protocol", "--scheme", "scheme", choices=("one-to-one", "leave-one-out"))
-    p.add_argument("--model", default="rf", choices=("rf", "xgb", "xgb_tuned", "ensemble"))
+    p.add_argument("--model", default="rf", choices=TRANSFER_MODELS)
     p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")
     p.add_argument("--normalisation", choices=("none", "minmax", "percentile"), default=None,
