@@ -127,3 +127,9 @@ class TabularTask:
             "grammar": self.grammar,
             "metadata": dict(self.metadata),
         }
+
+
+def grammar_of(task: Any, grammar: str | None = None) -> str:
+    """The grammar to use for ``task``'s architectures: ``grammar`` when given, else the task's own (tabular tasks
+    name one), else einspace.  ``task`` may be a ``Task``, a name or ``None``."""
+    return grammar or getattr(task, "grammar", None) or "einspace"

@@ -25,6 +25,7 @@ cells; the score is Kendall τ (τ-b, ``scipy.stats.kendalltau``) between predic
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -269,8 +270,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path``, creating its folder."""
-    import os
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

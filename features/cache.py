@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ class CachedFeaturiser(TransformerMixin, BaseEstimator):
         return self.featuriser.get_feature_names_out()
 
     def transform(self, X: Sequence[Any]) -> np.ndarray:
-        from tqdm import tqdm
-
         archs = list(X)
         name, version = featuriser_key(self.featuriser)
         names = [str(n) for n in self.get_feature_names_out()]

@@ -107,7 +107,6 @@ def label_group(name: str) -> str | None:
 #: Column names: the 385 published columns, then the descriptors and path statistics.
 FEATURE_NAMES: tuple[str, ...] = EINSPACE_VOCABULARY.feature_names()
 PUBLISHED_FEATURE_NAMES: tuple[str, ...] = EINSPACE_VOCABULARY.feature_names(extras=False)
-EXTRA_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[len(PUBLISHED_FEATURE_NAMES):]
 
 
 @functools.lru_cache(maxsize=16)

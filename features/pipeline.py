@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from data.task import grammar_of
 from features.cache import CachedFeaturiser
 from features.graf import GRAF, NB201GRAF, GrammarGRAF
 
@@ -107,7 +108,7 @@ def make_one(name: str, task: Any = None, grammar: str = "einspace", **zcp_param
 
 def make_featuriser(spec: "str | Sequence[str]", task: Any = None, grammar: str | None = None, **zcp_params: Any) -> Any:
     """``"graf"``, ``"zcp"`` or ``"graf,zcp"`` as one transformer over architectures."""
-    grammar = grammar or getattr(task, "grammar", None) or "einspace"
+    grammar = grammar_of(task, grammar)
     parts = [make_one(n, task, grammar, **zcp_params) for n in parse_feature_sets(spec)]
     return parts[0] if len(parts) == 1 else Concat(parts)
 

@@ -22,7 +22,8 @@ def from_cell_string(text: str, input_shape: "str | Sequence[int]" = DEFAULT_INP
     return cell_architecture(parse_cell_string(text), input_shape)
 
 
-def from_nb201_cell(cell: "str | Sequence[str]", input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE) -> Architecture:
+def from_nb201_cell(cell: "str | Sequence[str]",
+                    input_shape: "str | Sequence[int]" = DEFAULT_INPUT_SHAPE) -> Architecture:
     """The hnb201 architecture that is NAS-Bench-201's network for ``cell`` (a standard cell string or six
     operation names); ``InvalidArchitectureError`` when every input-output path of the cell has a ``none``
     edge (the grammar requires a live path)."""

@@ -34,7 +34,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from data.tasks import get_task
 from features.cache import CachedFeaturiser, MemoryStore, featuriser_key
@@ -194,6 +194,13 @@ def build_featuriser(features: str, task: Any = None, grammar: str | None = None
     return featuriser
 
 
+def featurise_with(featuriser: Any, items: list[Any]) -> tuple[np.ndarray, list[str], list[dict[str, str]]]:
+    """The feature matrix of ``items`` under a (stateless) ``featuriser``, its column names and its parts'
+    names and versions (``featuriser_info``)."""
+    matrix = np.asarray(featuriser.fit(items).transform(items), dtype=np.float64)
+    return matrix, [str(n) for n in featuriser.get_feature_names_out()], featuriser_info(featuriser)
+
+
 def describe_training(X: np.ndarray, y: np.ndarray, source: str, items: Sequence[Any] | None = None) -> dict[str, Any]:
     """A JSON-able description of a training set: size, digests of the features and targets, target range,
     and the architectures' hashes when they are known."""
@@ -318,9 +325,7 @@ class FeatureSurrogate(Surrogate):
 
     def _featurise(self, items: list[Any], archive: Any = None, task_name: str | None = None,
                    progress: bool = False) -> tuple[np.ndarray, list[str], list[dict[str, str]]]:
-        featuriser = self.make_featuriser(archive, task_name, grammar_of(items), progress)
-        matrix = np.asarray(featuriser.fit(items).transform(items), dtype=np.float64)
-        return matrix, [str(n) for n in featuriser.get_feature_names_out()], featuriser_info(featuriser)
+        return featurise_with(self.make_featuriser(archive, task_name, grammar_of(items), progress), items)
 
     def featurise(self, archs: Sequence[Any]) -> np.ndarray:
         """The feature matrix of architectures (``features`` on ``task``)."""
@@ -342,25 +347,30 @@ class FeatureSurrogate(Surrogate):
             raise ValueError(f"{who}: the featurisers changed since fitting (fitted with {recorded}, now {info}); "
                              "refit the surrogate")
 
+    def _checked_features(self, items: list[Any], archive: Any = None, task_name: str | None = None) -> np.ndarray:
+        """The feature matrix of architectures to predict for, its columns checked against the fitted ones."""
+        X, names, info = self._featurise(items, archive, task_name)
+        self._check_columns(names, info)
+        return X
+
     # -- fit and predict --------------------------------------------------------------------------
+
+    def _fit_architectures(self, items: list[Any], y: Any, source: str, archive: Any = None,
+                           task_name: str | None = None, progress: bool = False) -> "FeatureSurrogate":
+        if not items:
+            raise ValueError(f"{type(self).__name__}.fit: no architectures given")
+        X, names, info = self._featurise(items, archive, task_name, progress)
+        return self.fit_matrix(X, y, names, featuriser_info=info, source=source, archs=items)
 
     def fit(self, archs: Any, y: Any) -> "FeatureSurrogate":
         """Featurise ``archs`` and ``fit_matrix`` on them (with ``features=None``: ``archs`` is the matrix)."""
         if self.features is None:
             return self.fit_matrix(archs, y)
-        items = _architectures(type(self).__name__, archs, "fit")
-        if not items:
-            raise ValueError(f"{type(self).__name__}.fit: no architectures given")
-        X, names, info = self._featurise(items)
-        return self.fit_matrix(X, y, names, featuriser_info=info, source="architectures", archs=items)
+        return self._fit_architectures(_architectures(type(self).__name__, archs, "fit"), y, "architectures")
 
     def fit_cached(self, archs: Sequence[Any], y: Any, archive: Any, task_name: str,
                    progress: bool = False) -> "FeatureSurrogate":
-        items = list(archs)
-        if not items:
-            raise ValueError(f"{type(self).__name__}.fit: no architectures given")
-        X, names, info = self._featurise(items, archive, task_name, progress)
-        return self.fit_matrix(X, y, names, featuriser_info=info, source="archive", archs=items)
+        return self._fit_architectures(list(archs), y, "archive", archive, task_name, progress)
 
     def predict(self, archs: Any) -> np.ndarray:
         """Featurise ``archs`` (columns checked against the fitted ones) and ``predict_matrix``."""
@@ -370,16 +380,23 @@ class FeatureSurrogate(Surrogate):
         items = _architectures(type(self).__name__, archs, "predict")
         if not items:
             return np.zeros(0)
-        X, names, info = self._featurise(items)
-        self._check_columns(names, info)
-        return self.predict_matrix(X)
+        return self.predict_matrix(self._checked_features(items))
 
     def predict_cached(self, archs: Sequence[Any], archive: Any, task_name: str) -> np.ndarray:
         check_is_fitted(self)
-        items = list(archs)
-        X, names, info = self._featurise(items, archive, task_name)
-        self._check_columns(names, info)
-        return self.predict_matrix(X)
+        return self.predict_matrix(self._checked_features(list(archs), archive, task_name))
+
+    def _fit_input(self, X: Any, y: Any,
+                   feature_names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``fit_matrix``'s input checked by scikit-learn (setting ``n_features_in_``): ``X`` as float64 with
+        ±inf as NaN, ``y`` as float64, and the column names."""
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False, y_numeric=True)
+        names = column_names(X.shape[1], feature_names, type(self).__name__)
+        return clean_features(X), np.asarray(y, dtype=np.float64), names
+
+    def _predict_input(self, X: Any) -> np.ndarray:
+        """``predict_matrix``'s input checked against the fitted width, as float64 with ±inf as NaN."""
+        return clean_features(validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False))
 
     @abc.abstractmethod
     def fit_matrix(self, X: Any, y: Any, feature_names: Sequence[str] | None = None, *,

@@ -14,10 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from surrogates import folder
-from surrogates.base import FeatureSurrogate, Loader, clean_features, column_names, task_ref
+from surrogates.base import FeatureSurrogate, Loader, task_ref
 from surrogates.folder import MANIFEST, PersistenceError
 from surrogates.tabular import TabularSurrogate
 
@@ -29,8 +29,7 @@ class EnsembleSurrogate(FeatureSurrogate):
     gives the standard deviation across members.  Members that are surrogates of this package get the
     feature names, so each can be saved and reloaded on its own as well.
 
-    Fitted attributes: ``members_``, ``n_features_in_``, ``feature_names_``, ``featuriser_``, ``training_``,
-    ``check_X_`` (as for ``TabularSurrogate``).
+    Fitted attributes: ``members_`` and those of ``FeatureSurrogate``.
     """
 
     kind = "ensemble"
@@ -56,10 +55,7 @@ class EnsembleSurrogate(FeatureSurrogate):
                    featuriser_info: list[dict[str, str]] | None = None, source: str = "matrix",
                    archs: Sequence[Any] | None = None) -> "EnsembleSurrogate":
         """Fit every member on the feature matrix ``X`` (members that are feature surrogates get the names too)."""
-        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False, y_numeric=True)
-        X = clean_features(X)
-        y = np.asarray(y, dtype=np.float64)
-        names = column_names(X.shape[1], feature_names, type(self).__name__)
+        X, y, names = self._fit_input(X, y, feature_names)
         specs = self.default_members() if self.members is None else list(self.members)
         if not specs:
             raise ValueError("EnsembleSurrogate: members is empty; pass at least one regressor or None for the defaults")
@@ -78,7 +74,7 @@ class EnsembleSurrogate(FeatureSurrogate):
 
     def _matrix(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "members_")
-        return clean_features(validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False))
+        return self._predict_input(X)
 
     def _member_predictions(self, X: np.ndarray) -> np.ndarray:
         return np.vstack([np.asarray(m.predict_matrix(X) if isinstance(m, FeatureSurrogate) else m.predict(X),
@@ -91,14 +87,8 @@ class EnsembleSurrogate(FeatureSurrogate):
     def predict_members(self, archs: Any) -> np.ndarray:
         """Every member's predictions for architectures (a matrix with ``features=None``): ``(n_members, n)``."""
         check_is_fitted(self, "members_")
-        X = archs if self.features is None else self._checked_features(archs)
+        X = archs if self.features is None else self._checked_features(list(archs))
         return self._member_predictions(self._matrix(X))
-
-    def _checked_features(self, archs: Any) -> np.ndarray:
-        items = list(archs)
-        X, names, info = self._featurise(items)
-        self._check_columns(names, info)
-        return X
 
     def predict_std(self, archs: Any) -> np.ndarray:
         """The standard deviation (ddof 0) of the members' predictions: their disagreement, as uncertainty."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from data.task import grammar_of
 from surrogates.base import Surrogate
 from surrogates.ensemble import EnsembleSurrogate
 from surrogates.lm import LMSurrogate
@@ -34,7 +35,7 @@ KINDS: Mapping[str, type[Surrogate]] = {cls.kind: cls for cls in (TabularSurroga
 
 def _grammar_of(task: Any) -> str:
     """The grammar of ``task``'s architectures (the LM's token vocabulary); einspace when the task names none."""
-    return getattr(task, "grammar", None) or "einspace"
+    return grammar_of(task)
 
 
 def surrogate_names() -> tuple[str, ...]:
@@ -51,10 +52,3 @@ def make_surrogate(name: str, task: Any = None, features: str | None = "graf,zcp
         raise ValueError(f"unknown surrogate {name!r}; choose from {', '.join(SURROGATES)}") from None
     return constructor(task, features, seed, **params)
 
-
-def surrogate_class(kind: str) -> type[Surrogate]:
-    """The class that saves and loads folders of ``kind``."""
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown surrogate kind {kind!r}; expected one of {', '.join(KINDS)}") from None

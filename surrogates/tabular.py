@@ -1,8 +1,9 @@
 """Tabular surrogates: a random forest or XGBoost regressor on GRAF and zero-cost-proxy features.
 
 ``TabularSurrogate(model="rf" | "xgb" | "xgb_tuned")`` is a ``surrogates.base.FeatureSurrogate``: ``fit(archs,
-y)`` featurises the architectures (``features`` on ``task``) and calls ``fit_matrix``; callers with cached
-features call ``fit_matrix`` / ``predict_matrix`` themselves.  Feature values of ±inf become NaN, which both
+y)`` featurises the architectures (``features`` on ``task``) and calls ``fit_matrix``; ``fit_cached`` /
+``predict_cached`` read the features through an archive's cache, and callers with a feature matrix call
+``fit_matrix`` / ``predict_matrix`` themselves.  Feature values of ±inf become NaN, which both
 models accept as missing values (scikit-learn ≥ 1.4 forests, XGBoost natively).  The published models and their
 defaults:
 
@@ -28,10 +29,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from surrogates import folder
-from surrogates.base import FeatureSurrogate, Loader, Surrogate, clean_features, column_names, task_ref
+from surrogates.base import FeatureSurrogate, Loader, Surrogate, task_ref
 from surrogates.folder import MANIFEST, PersistenceError
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,7 @@ class TabularSurrogate(FeatureSurrogate):
     def fit_matrix(self, X: Any, y: Any, feature_names: Sequence[str] | None = None, *,
                    featuriser_info: list[dict[str, str]] | None = None, source: str = "matrix",
                    archs: Sequence[Any] | None = None) -> "TabularSurrogate":
-        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False, y_numeric=True)
-        X = clean_features(X)
-        y = np.asarray(y, dtype=np.float64)
-        names = column_names(X.shape[1], feature_names, type(self).__name__)
+        X, y, names = self._fit_input(X, y, feature_names)
         model = build_model(self.model, self.random_state, self.n_jobs, self.model_params)
         model.fit(X, y)
         self.model_ = model
@@ -106,8 +104,7 @@ class TabularSurrogate(FeatureSurrogate):
 
     def predict_matrix(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
-        return np.asarray(self.model_.predict(clean_features(X)), dtype=np.float64).reshape(-1)
+        return np.asarray(self.model_.predict(self._predict_input(X)), dtype=np.float64).reshape(-1)
 
     def _save_model(self, directory: Path) -> dict[str, Any]:
         if self.model != "rf":

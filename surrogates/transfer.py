@@ -41,7 +41,7 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from surrogates import folder
-from surrogates.base import FeatureSurrogate, Loader, build_featuriser, featuriser_info, grammar_of, \
+from surrogates.base import FeatureSurrogate, Loader, build_featuriser, featurise_with, grammar_of, \
     is_feature_matrix, task_label, task_ref
 from surrogates.folder import MANIFEST, PersistenceError
 from surrogates.metrics import all_metrics
@@ -176,9 +176,7 @@ class TransferSurrogate(FeatureSurrogate):
         if self.features is None:
             return np.asarray(X, dtype=np.float64), None, None
         items = list(X)
-        featuriser = build_featuriser(self.features, task, grammar=grammar_of(items))
-        matrix = np.asarray(featuriser.fit(items).transform(items), dtype=np.float64)
-        return matrix, [str(n) for n in featuriser.get_feature_names_out()], featuriser_info(featuriser)
+        return featurise_with(build_featuriser(self.features, task, grammar=grammar_of(items)), items)
 
     def fit_sources(self, sources: Iterable[Any], current: Any = None, *,
                     feature_names: Sequence[str] | None = None) -> "TransferSurrogate":

@@ -15,24 +15,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from data.tasks import get_task
-from features.pipeline import cached, make_featuriser
-from surrogates.base import Surrogate
+from surrogates.base import Surrogate, build_featuriser
 from surrogates.metrics import all_metrics
-from surrogates.registry import make_surrogate, surrogate_names
+from surrogates.registry import make_surrogate
 from surrogates.tabular import fit_from_archive
 from surrogates.transfer import TaskData, heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
 
 log = logging.getLogger(__name__)
-
-#: The surrogate names (``surrogates.registry.SURROGATES``).
-MODELS = surrogate_names()
-
-
-def make_model(model: str, task: Any = None, features: str | None = "graf,zcp", seed: int = 0,
-               **lm_params: Any) -> Surrogate:
-    """A fresh surrogate by name (``surrogates.registry.make_surrogate``)."""
-    return make_surrogate(model, task, features, seed, **lm_params)
 
 
 def _fit(surrogate: Surrogate, archive: Any, task: str, protocol: str | None, archs: Sequence[Any] | None = None,
@@ -46,7 +35,7 @@ def _fit(surrogate: Surrogate, archive: Any, task: str, protocol: str | None, ar
 def fit_on_archive(archive: Any, task: str, model: str = "rf", features: str = "graf,zcp", protocol: str | None = None,
                    seed: int = 0, **lm_params: Any) -> Surrogate:
     """Fit a ``model`` surrogate on the evaluations of ``task`` in ``archive``."""
-    surrogate = make_model(model, task, features, seed, **lm_params)
+    surrogate = make_surrogate(model, task, features, seed, **lm_params)
     return _fit(surrogate, archive, task, protocol)
 
 
@@ -91,7 +80,7 @@ def evaluate_split(archive: Any, task: str, model: str = "rf", features: str = "
     if len(archs) < 8:
         raise ValueError(f"{archive.path}: only {len(archs)} evaluated architectures of {task!r}; need at least 8")
     train, test = split_rows(y, test_fraction, seed)
-    surrogate = make_model(model, task, features, seed, **lm_params)
+    surrogate = make_surrogate(model, task, features, seed, **lm_params)
     _fit(surrogate, archive, task, protocol, [archs[i] for i in train], y[train])
     pred = _predict(surrogate, archive, task, [archs[i] for i in test])
     metrics = all_metrics(y[test], pred)
@@ -124,8 +113,7 @@ def task_datasets(archive: Any, tasks: Sequence[str] | None = None, features: st
         if len(archs) < 4:
             log.warning("task %s: only %d architectures, left out", name, len(archs))
             continue
-        featuriser = cached(make_featuriser(features, get_task(name), archs[0].grammar.name), archive, name,
-                            progress=True)
+        featuriser = build_featuriser(features, name, archs[0].grammar.name, archive, progress=True)
         out.append(TaskData(name, featuriser.fit(archs).transform(archs), y))
     return out
 
@@ -149,7 +137,7 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
         raise ValueError(f"{archive.path}: transfer needs at least two tasks with evaluations")
 
     def factory() -> Any:  # the protocols fit on feature matrices
-        return make_model(model, None, None, seed)
+        return make_surrogate(model, None, None, seed)
 
     md, csv_path, png = (os.path.join(out, f"tau.{ext}") for ext in ("md", "csv", "png"))
     if min_source_tau is not None and protocol != "leave-one-out":

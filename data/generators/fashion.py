@@ -137,7 +137,8 @@ def make_addnist_fashion(
     label = binned sum of their classes as in ``addnist-mini``; test triples and test images unseen."""
     name = "addnist-fashion"
     check_sizes(name, base_images=base_images)
-    arrays = _fashion_arrays(str(_fashion_folder(folder)))
+    found = _fashion_folder(folder)
+    arrays = _fashion_arrays(str(found))
     pick = task_rng(name + "/base", seed).permutation(len(arrays["train_y"]))[:base_images]
     images = arrays["train_x"][pick].astype(np.float32) / 255.0
     images = images.reshape(len(pick), 14, 2, 14, 2).mean((2, 4))
@@ -156,7 +157,7 @@ def make_addnist_fashion(
         0.25,
         images=images,
         image_labels=arrays["train_y"][pick].astype(np.int64),
-        source=f"Fashion-MNIST idx files in {_fashion_folder(folder)}",
+        source=f"Fashion-MNIST idx files in {found}",
         upsample=1,
     )
 

@@ -10,10 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from features.zcp.scores import LAYER_TYPES
 from nas.ops import DotProduct, Network
-
-#: Modules whose weights make a ``"linear"`` terminal's layer (a fused ``Conv2d`` counts as its linear).
-WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
 
 
 def forward_flops(model: nn.Module, x: Tensor) -> int:
@@ -70,8 +68,8 @@ def architecture_flops(net: nn.Module, arch: Any, input_shape: "Sequence[int] | 
     except (AttributeError, TypeError, IndexError):
         return None
     for m in net.backbone.modules():
-        if isinstance(m, WEIGHT_LAYERS):
-            if type(m) not in (nn.Linear, nn.Conv2d):
+        if isinstance(m, LAYER_TYPES):  # a fused Conv2d counts as its linear
+            if type(m) not in LAYER_TYPES:
                 return None
             linears -= 1
         elif isinstance(m, DotProduct):

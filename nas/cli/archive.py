@@ -10,7 +10,13 @@ from typing import Any
 from data.archive import Archive, upgrade_archive
 from data.tasks import get_task
 from data.training import get_protocol, train_and_evaluate
-from nas.cli.common import PROTOCOLS_HELP, add_grammar_arg, add_task_args, deprecated_alias, task_architecture
+from nas.cli.common import (PROTOCOLS_HELP, SAMPLING_BUDGETS, add_grammar_arg, add_sampling_budget_arg, add_task_args,
+                            deprecated_alias, task_architecture)
+
+
+#: ``nas.search.build.SAMPLERS``, spelled out so that building the parser imports no search code (a test keeps
+#: the two equal).
+SAMPLERS = ("random", "mutants")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -33,7 +39,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def fill_archive(archive: Archive, task: str, n: int, **options: Any) -> dict:
     """Evaluate random (or mutated) architectures until the build run holds ``n``; resumes; ``options`` as for
     the run engine's ``build_archive``."""
-    from nas.search import build_archive  # deferred: the search engine (torch, process pools)
+    from nas.search import build_archive  # deferred: the search engine (scipy, networkx)
 
     return build_archive(archive, task, n, **options)
 
@@ -111,11 +117,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--n", type=int, default=100, help="evaluations the build run should hold (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
-    p.add_argument("--sampler", choices=("random", "mutants"), default="random")
+    p.add_argument("--sampler", choices=SAMPLERS, default="random")
     p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
-    p.add_argument("--sampling-budget", choices=("cpu", "default"), default="cpu",
-                   help="size budgets of sampled networks: cpu (CPU-sized) or the grammar default (default %(default)s)")
-    deprecated_alias(p, "--budget", "--sampling-budget", "sampling_budget", choices=("cpu", "default"))
+    add_sampling_budget_arg(p)
+    deprecated_alias(p, "--budget", "--sampling-budget", "sampling_budget", choices=SAMPLING_BUDGETS)
     add_grammar_arg(p, default=None, help="default: the task's grammar, else einspace")
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (process pool; default %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")

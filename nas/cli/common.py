@@ -22,6 +22,8 @@ PROTOCOLS_HELP = ("published (the paper's: 8 epochs, batch 256), reduced (CPU: 5
 #: ``surrogates.registry`` (spelled out here so that building the parser imports no surrogate; a test keeps
 #: the two equal).
 SURROGATE_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm", "transfer")
+#: The named sampling budgets of ``nas.search.budgets.BUDGETS``, spelled out for the same reason.
+SAMPLING_BUDGETS = ("cpu", "default")
 
 
 class DeprecatedAlias(argparse.Action):
@@ -50,6 +52,12 @@ def add_task_args(p: argparse.ArgumentParser, required: bool = False, help: str 
     p.add_argument("--task", required=required, help=help)
     p.add_argument("--task-seed", type=int, default=0,
                    help="generator seed of a generated task (default %(default)s)")
+
+
+def add_sampling_budget_arg(p: argparse.ArgumentParser) -> None:
+    """``--sampling-budget``: the named size budget of sampled networks."""
+    p.add_argument("--sampling-budget", choices=SAMPLING_BUDGETS, default="cpu",
+                   help="size budgets of sampled networks: cpu (CPU-sized) or the grammar default (default %(default)s)")
 
 
 def add_grammar_arg(p: argparse.ArgumentParser, default: str | None = "einspace", help: str | None = None) -> None:

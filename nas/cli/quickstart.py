@@ -124,16 +124,18 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    d = QuickstartConfig()
     p = sub.add_parser("quickstart", help="the whole loop on a built-in task in a few minutes: archive, surrogate, "
                        "plain vs filtered evolution")
-    p.add_argument("--task", default="language-mini", help="task (default %(default)s)")
-    p.add_argument("-o", "--output", default="runs/quickstart",
+    p.add_argument("--task", default=d.task, help="task (default %(default)s)")
+    p.add_argument("-o", "--output", default=d.out,
                    help="output folder (default %(default)s); re-running resumes")
     deprecated_alias(p, "--out", "--output", "output")
-    p.add_argument("--archive-size", type=int, default=60,
+    p.add_argument("--archive-size", type=int, default=d.archive_size,
                    help="random architectures trained for the archive the surrogate learns from (default %(default)s)")
-    p.add_argument("--budget", type=int, default=40, help="evaluations (trained candidates) per search (default %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--budget", type=int, default=d.search_budget,
+                   help="evaluations (trained candidates) per search (default %(default)s)")
+    p.add_argument("--workers", type=int, default=d.workers,
                    help="evaluations run at once, each in its own process (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling, search and surrogate seed (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="sampling, search and surrogate seed (default %(default)s)")
     p.set_defaults(func=cmd_quickstart)

@@ -10,9 +10,11 @@ from typing import Any
 
 from data.archive import Archive
 from data.tasks import get_task
-from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_task_args, lm_params, read_run_ref,
-                            write_run_ref)
+from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_sampling_budget_arg, add_task_args,
+                            lm_params, read_run_ref, write_run_ref)
 
+#: ``nas.search.factory.STRATEGIES``, spelled out so that building the parser imports no search code (a test
+#: keeps the two equal).
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 
 
@@ -38,7 +40,7 @@ def run_in_dir(strategy: Any, task: str, run_dir: str, run: str, *, strategy_nam
     """Run (or resume) ``strategy`` on ``task`` as run ``run`` of ``archive_path`` (default
     ``RUN_DIR/archive.sqlite``), with ``RUN_DIR/run.json`` written for ``nas status`` and ``nas compare``;
     ``options`` go to ``nas.search.run_search``."""
-    from nas.search import make_dask_executor, run_search  # deferred: the search engine (torch, dask)
+    from nas.search import make_dask_executor, run_search  # deferred: the search engine (scipy, networkx)
 
     archive_path = archive_path or os.path.join(run_dir, "archive.sqlite")
     write_run_ref(run_dir, archive_path, run, label or run, task, strategy_name)
@@ -131,8 +133,7 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="search seed: sampling, mutation and selection (default %(default)s)")
     p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
     p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
-    p.add_argument("--sampling-budget", choices=("cpu", "default"), default="cpu",
-                   help="size budgets of sampled networks: cpu (CPU-sized) or the grammar default (default %(default)s)")
+    add_sampling_budget_arg(p)
     p.add_argument("--population", type=int, default=100, help="evolution: population size (default %(default)s)")
     p.add_argument("--tournament", type=int, default=10, help="evolution: tournament size (default %(default)s)")
     p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n, or reject below a quantile")

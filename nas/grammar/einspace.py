@@ -93,7 +93,6 @@ class Identity(_Layer):
         return flow if len(flow) == 1 else None
 
 
-
 class Linear(_Layer):
     """``nn.Linear`` on the last axis, to a fixed width (``linear(64)``) or a relative one (``linear(x4)``,
     ``linear(/4)``, which have no GRAF label)."""
@@ -136,7 +135,6 @@ class Linear(_Layer):
         return 2 * rows * inp[0].shape[-1] * out[0].shape[-1]
 
 
-
 class Norm(_Layer):
     """``BatchNorm2d`` over axis 1 (channels) in im mode, ``LayerNorm`` over the feature axis in col mode."""
 
@@ -156,7 +154,6 @@ class Norm(_Layer):
         return 4 * inp[0].numel
 
 
-
 class Activation(_Layer):
     """Element-wise activation (``relu``, ``leakyrelu``) or ``softmax`` over the last axis.  GRAF counts
     ``relu`` under the published label ``leakyrelu``."""
@@ -171,7 +168,6 @@ class Activation(_Layer):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return (3 if self.name == "softmax" else 1) * inp[0].numel
-
 
 
 class PositionalEncoding(_Layer):
@@ -190,7 +186,6 @@ class PositionalEncoding(_Layer):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return inp[0].numel
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,7 +209,6 @@ class Permute(_Layer):
             return None
         x = flow[0]
         return (Signal(tuple(x.shape[d - 1] for d in self.dims[1:]), x.grid),)
-
 
 
 class Im2Col(_Layer):
@@ -243,7 +237,6 @@ class Im2Col(_Layer):
         return (Signal((gh * gw, c * self.kernel * self.kernel), (gh, gw)),)
 
 
-
 class Col2Im(_Layer):
     """Fold ``(H'·W')×D`` tokens back into a ``D×H'×W'`` image on the grid of the most recent im2col."""
 
@@ -257,7 +250,6 @@ class Col2Im(_Layer):
         if x.mode != "col" or x.grid is None or x.shape[0] != x.grid[0] * x.grid[1]:
             return None
         return (Signal((x.shape[1], *x.grid), x.grid),)
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,7 +268,6 @@ class Clone(_Layer):
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow * self.k if len(flow) == 1 else None
-
 
 
 class Group(_Layer):
@@ -301,7 +292,6 @@ class Group(_Layer):
         return (Signal(tuple(shape), x.grid),) * self.k
 
 
-
 class Add(_Layer):
     one_to_one = False
     layer = "add"
@@ -318,7 +308,6 @@ class Add(_Layer):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return (self.k - 1) * out[0].numel
-
 
 
 class Cat(_Layer):
@@ -343,7 +332,6 @@ class Cat(_Layer):
         shape = list(first)
         shape[axis] = sum(s.shape[axis] for s in flow)
         return (Signal(tuple(shape), merge_grid(flow)),)
-
 
 
 class DotProduct(_Layer):
@@ -371,7 +359,6 @@ class DotProduct(_Layer):
     def flops(self, inp: Flow, out: Flow) -> int:
         a = inp[0].shape
         return 2 * math.prod(a) * out[0].shape[-1] + (out[0].numel if self.scaled else 0)
-
 
 
 # --------------------------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ The NAS-Bench-201 subset.  With ``D2 = Linear3(D1,D1,D0)``, both ``D1 = Linear3(
 or ``conv1x1o`` + ``batch``, an architecture is exactly NAS-Bench-201's network for that cell (same modules,
 parameters and FLOPs as grammar ``nb201``).  ``to_nb201_cell`` gives its cell string (``None`` outside the
 subset) and ``nas.cells.from_nb201_cell`` the architecture of a cell; ``data.nb201.NB201Task`` looks such
-architectures up.  The layers are built by the builders of family ``"hnb201"`` (``nas.nb201_net``).  Cells whose every input-output path has a ``none`` edge have no counterpart here.
+architectures up.  Cells whose every input-output path has a ``none`` edge have no counterpart here.  The
+layers are built by the builders of family ``"hnb201"`` (``nas.nb201_net``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,6 @@ DEFAULT_BUDGET = Budget(max_nodes=2_000)
 HIERARCHY: tuple[tuple[str, ...], ...] = (("D2",), ("D1", "D0"), ("C", "DOWN"), ("CELL",), ("CONVBLOCK",))
 
 
-
 def _image(flow: Flow) -> tuple[int, int, int] | None:
     if len(flow) != 1 or flow[0].mode != "im":
         return None
@@ -141,13 +141,11 @@ class AvgPool(_ImageOp):
         return 9 * inp[0].numel
 
 
-
 class Activation(_ImageOp):
     layer = "activation"
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return inp[0].numel
-
 
 
 class Conv(_ImageOp):
@@ -167,7 +165,6 @@ class Conv(_ImageOp):
         return self._cost(inp)[1]
 
 
-
 class Norm(_ImageOp):
     """``batch``, ``instance`` (per channel, 2·C parameters) or ``layer`` (over ``C×H×W``, 2·C·H·W)."""
 
@@ -179,7 +176,6 @@ class Norm(_ImageOp):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return 4 * inp[0].numel
-
 
 
 class Stem(Terminal):
@@ -199,7 +195,6 @@ class Stem(Terminal):
         return stem_cost(inp[0].shape[0], STEM_CHANNELS, *inp[0].shape[1:])[1]
 
 
-
 class Out(_ImageOp):
     """The final BatchNorm + ReLU (the compiler appends the pooled linear head)."""
 
@@ -210,7 +205,6 @@ class Out(_ImageOp):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return 5 * inp[0].numel
-
 
 
 class ResBlock(Terminal):
@@ -231,7 +225,6 @@ class ResBlock(Terminal):
 
     def flops(self, inp: Flow, out: Flow) -> int:
         return resblock_cost(*inp[0].shape)[1]
-
 
 
 def _linear(level: str, children: Sequence[str], name: str | None = None, weight: float = 1.0) -> Chain:

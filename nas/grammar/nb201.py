@@ -401,4 +401,3 @@ def parse_cell_string(text: str) -> tuple[str, ...]:
     if node != NUM_NODES - 1 or seen != node:
         raise fail(f"incomplete cell: {len(ops)} of {len(EDGES)} edges (node {node} has {seen} of {node} inputs)", end, "")
     return tuple(ops)
-

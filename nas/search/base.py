@@ -6,7 +6,7 @@ telling it a run's recorded history again (resume by re-running).  Every random 
 comes from its own generator ``np.random.default_rng([seed, k])``, where ``k`` counts asks and never falls
 behind the number of tells: replaying ``n`` results and then asking gives the same candidate as the
 ``n``-th ask of an uninterrupted run with one evaluation in flight.  ``ask`` returns ``None`` when the
-strategy has nothing more to propose; the runner then stops.
+strategy has nothing more to propose; the run engine then stops.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ maximised over an evolutionary pool (BANAT / NAS-BOWL style).
   architectures already told or in flight are dropped, duplicates merged, and the candidate of largest
   expected improvement over the best told value is asked (pool order breaks ties).  If nothing fresh is
   left (an exhausted small space), fresh random samples are tried, and failing those a random sample is
-  asked even though it repeats a known one (the runner looks it up).
+  asked even though it repeats a known one (the run engine looks it up).
 * **Failures.** ``failures="ignore"`` (default) leaves failed evaluations out of the GP: a failure says
   nothing about accuracy (it can be a budget or a crash), and a fake value would distort the standardised
   targets.  They still count as known, so they are never asked again.  ``failures="worst"`` gives them the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data.task import grammar_of
 from nas.grammar import Budget, get_grammar
 
 #: Sampling budgets that keep random networks CPU-sized, so that an evaluation under the reduced protocol
@@ -25,5 +26,5 @@ def sampling_budget(budget: "Budget | str", task: Any = None, grammar: str | Non
     if budget not in BUDGETS:
         raise KeyError(f"unknown budget {budget!r}; known: {', '.join(sorted(BUDGETS))}")
     if budget == "default" or getattr(task, "is_tabular", False):
-        return get_grammar(grammar or getattr(task, "grammar", None) or "einspace").budget()
+        return get_grammar(grammar_of(task, grammar)).budget()
     return BUDGETS[budget]

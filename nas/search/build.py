@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from dataclasses import asdict
 
 from data.archive import Archive
+from data.task import grammar_of
 from data.training import TrainingProtocol
 from nas.grammar.core import Budget
 from nas.sampler import Sampler
@@ -53,12 +54,10 @@ def build_archive(
         raise ValueError(f"unknown sampler {sampler!r}; expected 'random' or 'mutants'")
     evaluator = TaskEvaluator(task, protocol, train_seed, task_seed, device, worker_threads(workers))
     task_obj = evaluator.task_obj
-    grammar = grammar or getattr(task_obj, "grammar", None) or "einspace"
+    grammar = grammar_of(task_obj, grammar)
     budget = sampling_budget(budget, task_obj, grammar)
     run = run or f"build:{evaluator.task}:{evaluator.protocol}:{sampler}:seed{seed}"
-    config = {"task": task, "task_seed": task_seed, "seed": seed, "sampler": sampler,
-              "protocol": evaluator.training.to_dict(), "budget": asdict(budget), "grammar": grammar,
-              "train_seed": train_seed}
+    config = {**evaluator.config(), "seed": seed, "sampler": sampler, "budget": asdict(budget), "grammar": grammar}
     smp = Sampler(grammar, task_obj.input_shape, budget)
     strategy: Strategy = RandomSearch(smp, seed)
     if sampler == "mutants":

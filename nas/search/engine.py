@@ -86,6 +86,7 @@ class SearchRun:
         self.evaluator = as_evaluator(evaluation)
         self.history = history
         self.kind = "search" if history else "build"
+        self.rows = RunHistory(archive)
         self.executor = executor
         self.workers = workers
         self.max_in_flight = max(1, max_in_flight if max_in_flight is not None else workers)
@@ -145,9 +146,8 @@ class SearchRun:
         self.session_start = time.perf_counter()
 
     def _replay(self, strategy: Strategy) -> None:
-        history = RunHistory(self.archive)
-        history.reconcile(self.name, self.evaluator.task, self.evaluator.protocol, self.evaluator.seed)
-        entries = history.entries(self.name)
+        self.rows.reconcile(self.name, self.evaluator.task, self.evaluator.protocol, self.evaluator.seed)
+        entries = self.rows.entries(self.name)
         for e in entries:
             strategy.tell(self.archive.architecture(e.arch_hash), e.evaluation)
         if entries:
@@ -239,8 +239,8 @@ class SearchRun:
     def _record(self, strategy: Strategy, arch: Architecture, ev: Evaluation, source: str, info: dict) -> None:
         """Write one told result (history row of a search) and tell the strategy."""
         if self.history:
-            RunHistory(self.archive).append(self.name, self.done, ev, source, self._wall(),
-                                            self.prior_strategy + self.strategy_seconds, info)
+            strategy_seconds = self.prior_strategy + self.strategy_seconds
+            self.rows.append(self.name, self.done, ev, source, self._wall(), strategy_seconds, info)
         self.done += 1
         self.counts["new"] += 1
         self.counts["trained" if source == TRAINED else "duplicates"] += 1

@@ -5,7 +5,7 @@ Unseeded, the first ``population_size`` asks are random samples.  Seeded, each d
 round-robin in seed order (``"mixed"``: 25 copies each of ResNet-18, WRN-16-4, ViT and MLP-Mixer at the
 default size 100).  The copies are not evaluated again and are not asks: a published seeded run of 1,000
 "samples" counts the copies, i.e. it evaluates the seeds plus ``1000 - population_size`` children, so pass
-``budget_evals = 1000 - population_size + len(seeds)`` to the runner to match it.
+``budget_evals = 1000 - population_size + len(seeds)`` to ``run_search`` to match it.
 
 Every later ask runs a tournament of ``tournament_size`` members drawn *with replacement* from the
 population (the winner has the best validation accuracy; failures count as worst; ties go to the earliest

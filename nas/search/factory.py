@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from data.task import grammar_of
 from nas.grammar.core import Budget
 from nas.sampler import Sampler
 from nas.search.bo import BayesianOptimisation
@@ -54,7 +55,7 @@ def make_strategy(
     ``filtered``; ``steps``, ``top_k`` for ``objective``; any ``BayesianOptimisation`` argument (``n_init``,
     ``pool_size``, ``hierarchical``, ``h``, ...) for ``bo``, which ignores ``population_size``,
     ``tournament_size``, ``seed_arch`` and ``surrogate``."""
-    grammar = grammar or getattr(task, "grammar", None) or "einspace"
+    grammar = grammar_of(task, grammar)
     sampler = Sampler(grammar, task.input_shape, budget)
     if name == "random":
         return RandomSearch(sampler, seed)

@@ -14,7 +14,7 @@ from data.archive import Archive
 from data.training import TrainingProtocol
 from nas.jsonsafe import jsonable
 from nas.search.base import Strategy
-from nas.search.engine import SearchRun, fresh_strategy
+from nas.search.engine import SearchRun
 from nas.search.evaluators import TaskEvaluator
 from nas.search.executors import worker_threads
 from nas.search.history import summarize
@@ -55,7 +55,6 @@ def run_search(
     Returns ``summarize(archive, run_name)`` plus ``session``: why this call stopped (``budget_evals``,
     ``budget_seconds``, ``strategy``), its ``new`` history rows, ``worker_errors``, ``skipped`` jobs and the
     strategy's own counters; with ``run_dir`` it is also written to ``run_dir/summary.json``."""
-    strategy = fresh_strategy(strategy)
     evaluator = TaskEvaluator(task, protocol, train_seed, task_seed, device, worker_threads(workers))
     engine = SearchRun(archive, run_name, evaluator, executor=executor, workers=workers,
                        max_in_flight=max_in_flight, max_retries=max_retries,

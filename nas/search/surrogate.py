@@ -29,7 +29,7 @@ refitted only when that point moves.  ``fit_on="population"`` fits on the popula
 
 ``SurrogateObjective`` (surrogate as the objective) trains nothing during its search: it runs aging
 evolution for ``steps`` mutations with the fitted surrogate's prediction as fitness, then its asks return
-the ``top_k`` distinct architectures by prediction for real training, and then ``None`` (the runner stops).
+the ``top_k`` distinct architectures by prediction for real training, and then ``None`` (the run stops).
 Predicted and true fitness are kept apart (``records``).
 """
 

@@ -11,14 +11,25 @@ import time
 import pytest
 
 from data.archive import Archive
-from nas.cli import main
-from nas.search import run_history
+from nas.cli import archive as cli_archive, main
+from nas.cli import search as cli_search
+from nas.cli.common import SAMPLING_BUDGETS
+from nas.search import BUDGETS, run_history
+from nas.search.build import SAMPLERS
+from nas.search.factory import STRATEGIES
 
 
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_cli_choices_are_the_library_names():
+    # the parser spells them out so that building it imports no search code
+    assert cli_search.STRATEGIES == STRATEGIES
+    assert cli_archive.SAMPLERS == SAMPLERS
+    assert set(SAMPLING_BUDGETS) == set(BUDGETS)
 
 
 def test_search_status_compare_on_the_table(capsys, tmp_path):

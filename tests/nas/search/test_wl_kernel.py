@@ -9,6 +9,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from nas.graph import graph_levels
+from nas.sampler import Sampler
 from nas.search.wl import HierarchicalWLKernel, WLKernel, architecture_levels, gram_from_features
 
 
@@ -218,9 +220,6 @@ def test_hierarchical_missing_levels_count_as_empty():
 
 
 def test_architecture_levels_are_the_graph_levels():
-    from nas.graph import graph_levels
-    from nas.sampler import Sampler
-
     arch = Sampler("einspace", (3, 16, 16)).sample(np.random.default_rng(0))
     levels = architecture_levels(arch)
     expected = graph_levels(arch)
