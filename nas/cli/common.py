@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from data.archive import Archive
 from nas.architecture import Architecture, parse_shape
 from nas.cells import from_cell_string
 from nas.grammar import grammar_names
@@ -127,6 +128,23 @@ def task_architecture(source: str | None, task: Any, grammar: str) -> Architectu
         return from_cell_string(text.strip(), task.input_shape)
     shape = "x".join(map(str, task.input_shape))
     return read_architecture(text, shape, grammar)
+
+
+def fit_transfer_surrogate(archive_path: str | None, model: str = "rf", features: str = "graf,zcp",
+                           sources: str | None = None, exclude: Sequence[str] = (), min_source_tau: float | None = None,
+                           normalisation: str = "minmax", protocol: str | None = None, seed: int = 0,
+                           task: Any = None, option: str = "--archive") -> Any:
+    """A ``TransferSurrogate`` fitted on the source tasks of the archive ``archive_path`` (default: the shipped
+    source archive; ``option`` is how the command names it in the error when neither exists): ``sources``
+    (comma-separated, or ``all``/None for every task in the archive) less ``exclude``; ``task`` is the target."""
+    from surrogates.sources import source_archive  # deferred: building the parser imports no surrogate code
+    from surrogates.workflows import fit_transfer  # deferred: scikit-learn, xgboost, transformers
+
+    path = source_archive(archive_path, option)
+    names = None if sources in (None, "", "all") else [s.strip() for s in sources.split(",") if s.strip()]
+    with Archive(path) as archive:
+        return fit_transfer(archive, model, features, names, exclude, min_source_tau, normalisation, protocol, seed,
+                            task)
 
 
 def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: str, strategy: str) -> None:

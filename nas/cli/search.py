@@ -11,25 +11,43 @@ from typing import Any
 from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_sampling_budget_arg, add_task_args,
-                            lm_params, read_run_ref, write_run_ref)
+                            fit_transfer_surrogate, lm_params, read_run_ref, write_run_ref)
 
 #: ``nas.search.factory.STRATEGIES``, spelled out so that building the parser imports no search code (a test
 #: keeps the two equal).
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 
 
+def search_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0,
+                     source_archive: str | None = None, **params: Any) -> tuple[Any, bool]:
+    """``(surrogate, prefitted)`` for ``nas search --surrogate spec`` on ``task`` (a loaded task): ``transfer``
+    is a transfer surrogate fitted on every task of the source archive (``source_archive``, default the shipped
+    one) except ``task``, as ``nas surrogate fit --transfer`` fits it; anything else as for
+    ``nas.search.factory.make_surrogate`` (a model name, fitted during the search, or a saved folder)."""
+    from nas.search.factory import make_surrogate  # deferred: the search engine, surrogates
+
+    if spec == "transfer":
+        target = str(getattr(task, "name", task))
+        return fit_transfer_surrogate(source_archive, features=features, exclude=[target], seed=seed, task=task,
+                                      option="--source-archive"), True
+    return make_surrogate(spec, task, features, seed, **params)
+
+
 def make_search_strategy(name: str, task: Any, seed: int, sampling_budget: str = "cpu",
                          surrogate: str | None = None, features: str = "graf,zcp",
-                         surrogate_params: dict[str, Any] | None = None, **options: Any) -> Any:
+                         surrogate_params: dict[str, Any] | None = None, source_archive: str | None = None,
+                         **options: Any) -> Any:
     """The strategy ``name`` for ``task`` (a loaded task), sampling under the named budget;
-    ``surrogate`` (a model name or a saved folder) for ``filtered`` and ``objective``, a fresh one built with
-    ``surrogate_params`` (e.g. ``epochs`` for ``lm``); ``options`` as for ``nas.search.factory.make_strategy``."""
+    ``surrogate`` for ``filtered`` and ``objective`` (``search_surrogate``: a model name, ``transfer`` from
+    ``source_archive``, or a saved folder), a fresh one built with ``surrogate_params`` (e.g. ``epochs`` for
+    ``lm``); ``options`` as for ``nas.search.factory.make_strategy``."""
     from nas.search.budgets import sampling_budget as named_budget  # deferred: the search engine
-    from nas.search.factory import make_strategy, make_surrogate  # deferred: the search engine, surrogates
+    from nas.search.factory import make_strategy  # deferred: the search engine, surrogates
 
-    model, prefit, params = None, False, dict(surrogate_params or {})
+    model, prefit = None, False
     if name in ("filtered", "objective"):
-        model, prefit = make_surrogate(surrogate or "rf", task, features, seed, **params)
+        model, prefit = search_surrogate(surrogate or "rf", task, features, seed, source_archive,
+                                         **dict(surrogate_params or {}))
     return make_strategy(name, task, seed, named_budget(sampling_budget, task), surrogate=model, prefit=prefit,
                          **options)
 
@@ -57,8 +75,11 @@ def run_in_dir(strategy: Any, task: str, run_dir: str, run: str, *, strategy_nam
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.strategy == "filtered":
+        from nas.search.factory import default_start_after  # deferred: the search engine
+
+        start_after = args.start_after if args.start_after is not None else default_start_after(args.budget)
         return dict(mode=args.mode, n_candidates=args.n_candidates, k=args.k, quantile=args.quantile,
-                    start_after=args.start_after, refit_every=args.refit_every)
+                    start_after=start_after, refit_every=args.refit_every)
     if args.strategy == "objective":
         return dict(steps=args.steps, top_k=args.k)
     if args.strategy == "bo":
@@ -71,7 +92,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     task = get_task(args.task, seed=args.task_seed)
     strategy = make_search_strategy(args.strategy, task, args.seed, args.sampling_budget, args.surrogate,
-                                    args.features, lm_params(args, args.surrogate), seed_arch=args.seed_arch,
+                                    args.features, lm_params(args, args.surrogate), args.source_archive,
+                                    seed_arch=args.seed_arch,
                                     population_size=args.population, tournament_size=args.tournament,
                                     **_strategy_options(args))
     run = args.run_name or f"{args.strategy}-seed{args.seed}"
@@ -120,8 +142,14 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=STRATEGIES, default="re",
                    help="bo: Bayesian optimisation, GP with a (hierarchical) WL graph kernel (default %(default)s)")
     p.add_argument("--seed-arch", default=None, help="RE seeds: resnet18, wrn16_4, vit, mlp_mixer or mixed (default: random start)")
-    p.add_argument("--surrogate", default="rf", help=f"{', '.join(SURROGATE_MODELS)}, or a folder saved by nas surrogate fit "
-                   "(used from the start) (default %(default)s)")
+    p.add_argument("--surrogate", default="rf",
+                   help=f"filtered/objective: {', '.join(m for m in SURROGATE_MODELS if m != 'transfer')} (fitted on "
+                   "the run's own evaluations from --start-after on); transfer (fitted on the source archive's tasks, "
+                   "the target task left out, and used from the first step); or a folder saved by nas surrogate fit, "
+                   "e.g. with --transfer (used from the first step) (default %(default)s)")
+    p.add_argument("--source-archive", default=None,
+                   help="--surrogate transfer: the archive of evaluated source tasks (default: the source archive "
+                   "shipped with the package)")
     p.add_argument("--features", default="graf,zcp", help="surrogate features (default %(default)s)")
     add_lm_args(p)
     p.add_argument("--budget", type=int, default=100, help="evaluations (steps) of the run (default %(default)s)")
@@ -136,12 +164,17 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     add_sampling_budget_arg(p)
     p.add_argument("--population", type=int, default=100, help="evolution: population size (default %(default)s)")
     p.add_argument("--tournament", type=int, default=10, help="evolution: tournament size (default %(default)s)")
-    p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n, or reject below a quantile")
+    p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n candidates (topk), or reject those predicted outside the population's top --quantile fraction (reject)")
     p.add_argument("--n-candidates", type=int, default=20, help="filtered: mutants scored per batch (default %(default)s)")
     p.add_argument("--k", type=int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
-    p.add_argument("--quantile", type=float, default=0.5, help="filtered, reject mode: prediction quantile to pass (default %(default)s)")
-    p.add_argument("--start-after", type=int, default=100, help="filtered: evaluations before the surrogate is used")
-    p.add_argument("--refit-every", type=int, default=20, help="filtered: evaluations between surrogate refits (default %(default)s)")
+    p.add_argument("--quantile", type=float, default=0.5, help="filtered, reject mode: keep only candidates predicted in the population's top QUANTILE fraction, e.g. 0.3 keeps about the best 30 %%, 1 keeps all (default %(default)s)")
+    p.add_argument("--start-after", type=int, default=None,
+                   help="filtered: evaluations before a surrogate fitted during the run is used (default: "
+                   "min(100, budget // 3), e.g. 10 for --budget 30); a transfer or saved surrogate is used from the "
+                   "first step")
+    p.add_argument("--refit-every", type=int, default=20,
+                   help="filtered: evaluations between surrogate refits; a transfer surrogate is refitted on its "
+                   "sources plus the run's own evaluations (default %(default)s)")
     p.add_argument("--steps", type=int, default=1000, help="objective: mutations scored by the surrogate alone")
     p.add_argument("--n-init", type=int, default=10, help="bo: random architectures before the GP is used")
     p.add_argument("--pool-size", type=int, default=200, help="bo: mutants and crossovers scored by EI per ask")

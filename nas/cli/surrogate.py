@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from data.archive import Archive
 from data.tasks import get_task
-from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, lm_params,
-                            read_architectures, read_text)
+from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, fit_transfer_surrogate,
+                            lm_params, read_architectures, read_text)
 
 #: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
 TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")
+#: The models a transfer surrogate pools its sources with: ``surrogates.workflows.TRANSFER_BASES``, spelled out so
+#: that building the parser imports no surrogate (a test keeps the two equal).
+TRANSFER_BASES = ("rf", "xgb", "xgb_tuned")
 
 
 def _fit(args: argparse.Namespace) -> int:
     from surrogates import workflows  # deferred: scikit-learn, xgboost, transformers
     from surrogates.persistence import save_surrogate  # deferred: scikit-learn, xgboost, transformers
 
-    if not (args.archive and args.task and args.output):
-        raise ValueError("nas surrogate fit needs --archive, --task and -o DIR")
-    with Archive(args.archive) as archive:
-        surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
-                                             args.seed, **lm_params(args, args.model))
+    if args.transfer:
+        if not args.output:
+            raise ValueError("nas surrogate fit --transfer needs -o DIR")
+        target = [args.task] if args.task else []
+        if args.task and os.path.isdir(args.task):  # an Unseen-NAS folder: its evaluations go under its own name
+            target.append(get_task(args.task).name)
+        surrogate = fit_transfer_surrogate(args.archive, args.model, args.features, args.sources, target,
+                                           args.min_source_tau, args.normalise, args.protocol_key, args.seed, args.task)
+    elif not (args.archive and args.task and args.output):
+        raise ValueError("nas surrogate fit needs --archive, --task and -o DIR (or --transfer)")
+    else:
+        with Archive(args.archive) as archive:
+            surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
+                                                 args.seed, **lm_params(args, args.model))
     save_surrogate(surrogate, args.output)
     print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
     return 0
@@ -34,10 +47,19 @@ def _predict(args: argparse.Namespace) -> int:
 
     if not args.dir or not args.input:
         raise ValueError("nas surrogate predict needs DIR and --input FILE")
-    surrogate = load_surrogate(args.dir)
+    # --task: the task the architectures are for; a surrogate featurises them on it (zero-cost proxies on a
+    # batch of its data), whatever task it was fitted on
+    task = get_task(args.task) if args.task else None
+    surrogate = load_surrogate(args.dir, task=task)
+    if task is None and surrogate.task_name:
+        task = get_task(surrogate.task_name)
+    features = getattr(surrogate, "features", None)  # featurised surrogates (not the LM, which reads strings)
+    if task is None and features and ("zcp" in features or (args.input_shape is None and args.format != "nb201")):
+        raise ValueError(f"{args.dir}: this surrogate has no task of its own (fitted on source tasks only); pass "
+                         "--task T, the task whose architectures these are")
     shape = args.input_shape
-    if shape is None and surrogate.task_name:
-        shape = "x".join(map(str, get_task(surrogate.task_name).input_shape))
+    if shape is None and task is not None:
+        shape = "x".join(map(str, task.input_shape))
     lines = [line.strip() for line in read_text(args.input).splitlines() if line.strip()]
     archs = read_architectures(lines, args.format == "nb201", shape, args.grammar)
     for line, value in zip(lines, surrogate.predict(archs)):
@@ -53,8 +75,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError("nas surrogate evaluate needs --archive and --task (and DIR for a saved surrogate)")
     with Archive(args.archive) as archive:
         if args.dir:
-            metrics = workflows.evaluate_on_archive(load_surrogate(args.dir), archive, args.task, args.protocol_key,
-                                                    args.plot)
+            # featurised on --task, the task of these evaluations (a transfer surrogate has no task of its own)
+            metrics = workflows.evaluate_on_archive(load_surrogate(args.dir, task=args.task), archive, args.task,
+                                                    args.protocol_key, args.plot)
         else:
             metrics = workflows.evaluate_split(archive, args.task, args.model, args.features, args.test_fraction,
                                                args.protocol_key, args.seed, args.plot, **lm_params(args, args.model))
@@ -84,18 +107,34 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("surrogate", help="fit a surrogate on an archive, predict with it, or evaluate it")
+    p = sub.add_parser("surrogate", help="fit a surrogate on an archive (or on source tasks, to transfer), predict "
+                       "with it, or evaluate it")
     p.add_argument("action", choices=tuple(ACTIONS))
     p.add_argument("dir", nargs="?", help="predict/evaluate: a folder saved by nas surrogate fit")
-    p.add_argument("--archive", help="fit/evaluate: the archive")
-    p.add_argument("--task", help="fit/evaluate: the task whose evaluations to use")
-    p.add_argument("--model", default="rf", choices=SURROGATE_MODELS)
+    p.add_argument("--archive", help="fit/evaluate: the archive (fit --transfer: the source archive; default the "
+                   "source archive shipped with the package)")
+    p.add_argument("--task", help="fit/evaluate: the task whose evaluations to use (fit --transfer: the target "
+                   "task, left out of the sources; optional); predict: the task the architectures are for, whose "
+                   "input shape and data they are featurised with (default: the surrogate's own task)")
+    p.add_argument("--model", default="rf", choices=SURROGATE_MODELS,
+                   help=f"the surrogate (fit --transfer: the model pooling the sources, one of "
+                   f"{', '.join(TRANSFER_BASES)}) (default %(default)s)")
+    p.add_argument("--transfer", action="store_true",
+                   help="fit: a transfer surrogate on source tasks (--archive, --sources), which predicts for any "
+                   "task, of any input shape, and is refitted on a search's own evaluations by nas search")
+    p.add_argument("--sources", default="all",
+                   help="fit --transfer: comma-separated source tasks, or all tasks of the archive (default %(default)s)")
+    p.add_argument("--min-source-tau", type=float, default=None,
+                   help="fit --transfer: use only sources whose own half-vs-half τ reaches this (default: all)")
+    p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile"),
+                   default="minmax", help="fit --transfer: per-task target normalisation of the sources (default "
+                   "%(default)s, as published)")
     p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
     p.add_argument("--protocol-key", default=None, help="training-protocol key, when the task has several")
     p.add_argument("-o", "--output", help="fit: folder to save the surrogate in")
     p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line")
     p.add_argument("--format", choices=("string", "nb201"), default="string", help="predict: input lines")
-    p.add_argument("--input-shape", default=None, help="predict: input shape (default: the surrogate's task's)")
+    p.add_argument("--input-shape", default=None, help="predict: input shape (default: --task's, else the surrogate's task's)")
     add_grammar_arg(p)
     p.add_argument("--test-fraction", type=float, default=0.25, help="evaluate without DIR: held-out fraction")
     p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")

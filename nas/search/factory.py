@@ -4,7 +4,8 @@
 (``rf``, ``xgb``, ``xgb_tuned``, ``ensemble``, ``lm``, ``transfer``); a directory saved by
 ``surrogates.persistence.save_surrogate`` (e.g. a transfer surrogate trained on other tasks' archives) is
 loaded instead, for ``task``, and used from the first step.  ``make_strategy`` builds any of the strategies
-for a task (``bo``, Bayesian optimisation with a WL-kernel GP, needs no surrogate: its model is built in).
+for a task (``bo``, Bayesian optimisation with a WL-kernel GP, needs no surrogate: its model is built in);
+``default_start_after`` is when a filtered search starts using a surrogate fitted during the run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ from surrogates.persistence import load_surrogate
 
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 SURROGATES = registry.surrogate_names()
+#: The most evaluations a filtered search runs as plain RE before its surrogate, fitted on them, is used.
+MAX_START_AFTER = 100
+
+
+def default_start_after(budget_evals: int | None) -> int:
+    """Evaluations before a filtered search starts using a surrogate fitted during the run: ``min(100,
+    budget // 3)``, so that it filters for most of any budget (a pre-fitted surrogate filters from the first
+    step whatever this is)."""
+    if budget_evals is None:
+        return MAX_START_AFTER
+    return max(0, min(MAX_START_AFTER, int(budget_evals) // 3))
 
 
 def make_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0,

@@ -10,7 +10,9 @@ a surrogate trained on another task or with another target normalisation works u
   winners are generated from the current population and scored; the best ``k`` by prediction (generation
   order on ties) are the next ``k`` asks, one per ask.
 * ``mode="reject"``: the population's members are scored too; candidates are walked in generation order and
-  one is kept only if its prediction is at least the ``quantile`` of the population's predictions (the
+  one is kept only if it is predicted in the top ``quantile`` fraction of the population, i.e. at least the
+  ``1 - quantile`` quantile of the population's predictions: ``quantile=0.3`` keeps candidates as good as the
+  population's best 30 %, ``1`` keeps every candidate, and towards ``0`` only those matching its best (the
   published rule compared raw accuracies with predictions; this one compares predictions with predictions).
   The first ``k`` kept are the batch.  When fewer than ``k`` pass after ``max_rounds`` rounds of
   ``n_candidates``, the best-predicted rejected ones fill the batch (logged, flagged ``shortfall``).
@@ -252,6 +254,14 @@ class SurrogateFilteredEvolution(RegularizedEvolution):
 
     # -- batches ---------------------------------------------------------------------------------
 
+    def reject_threshold(self, population_predictions: np.ndarray) -> float:
+        """Reject mode's bar: the ``1 - quantile`` quantile of the population's predictions, so candidates at or
+        above it are predicted in the population's top ``quantile`` fraction; ``-inf`` (keep all) when
+        ``quantile`` is 1 or the population is empty."""
+        if self.quantile >= 1.0 or not len(population_predictions):
+            return -math.inf
+        return float(np.quantile(population_predictions, 1.0 - self.quantile))
+
     def _get_batch(self, start: int) -> Batch | None:
         if self._batch is not None and self._batch.start == start:
             return self._batch
@@ -285,7 +295,7 @@ class SurrogateFilteredEvolution(RegularizedEvolution):
             batch = Batch(start, upto, self._fitted_at or 0, cands, preds, chosen)
         else:
             pop_preds = self.predict([m.arch for m in population])
-            threshold = float(np.quantile(pop_preds, self.quantile)) if len(pop_preds) else -math.inf
+            threshold = self.reject_threshold(pop_preds)
             cands, pred_list, chosen, taken = [], [], [], set()
             for _ in range(self.max_rounds):
                 new = candidates()
@@ -300,9 +310,9 @@ class SurrogateFilteredEvolution(RegularizedEvolution):
             preds = np.asarray(pred_list, dtype=float)
             shortfall = self.k - len(chosen)
             if shortfall:
-                log.info("reject filter: only %d of %d candidates reach the %.2f quantile of the population's "
-                            "predictions after %d rounds; training the best-predicted rejected ones",
-                            len(chosen), len(cands), self.quantile, self.max_rounds)
+                log.info("reject filter: only %d of %d candidates are predicted in the population's top %.2f "
+                         "after %d rounds; training the best-predicted rejected ones",
+                         len(chosen), len(cands), self.quantile, self.max_rounds)
                 taken = set(chosen)
                 rest = [int(i) for i in np.argsort(-preds, kind="stable") if int(i) not in taken]
                 chosen += rest[:shortfall]

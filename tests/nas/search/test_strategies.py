@@ -296,7 +296,7 @@ def test_topk_trains_only_the_surrogates_top_k(sampler):
 
 
 def test_reject_mode_never_trains_below_the_quantile(sampler):
-    sfe = small_sfe(sampler, mode="reject", quantile=0.5)
+    sfe = small_sfe(sampler, mode="reject", quantile=0.5)  # the bar is the 1 - 0.5 quantile of the population
     steps = drive(sfe, 46)
     batches = {b.start: b for b in sfe.batches}
     rejected = 0
@@ -318,6 +318,58 @@ def test_reject_mode_never_trains_below_the_quantile(sampler):
         assert info["kind"] == "filtered"
         if not info["shortfall"]:
             assert conv3(arch) >= info["threshold"]
+
+
+class HashScore:
+    """Stub surrogate whose scores are known and spread evenly over [0, 1): a fixed function of the
+    architecture's hash, so a mutant's score is independent of its parent's (unlike ``ConvCount``)."""
+
+    def fit(self, archs, y) -> "HashScore":
+        return self
+
+    def predict(self, archs) -> np.ndarray:
+        return np.array([int(a.hash[:8], 16) / 16**8 for a in archs])
+
+
+def reject_sfe(sampler, quantile, n_candidates=20):
+    return SurrogateFilteredEvolution(sampler, 0, HashScore(), mode="reject", quantile=quantile, population_size=100,
+                                      tournament_size=3, start_after=100, n_candidates=n_candidates, k=5,
+                                      max_rounds=1)
+
+
+@pytest.mark.parametrize("q", [0.3, 0.7])
+def test_reject_mode_keeps_the_top_quantile_fraction(sampler, q):
+    """quantile=q keeps the candidates predicted in the population's top q fraction: with q = 0.3 about 30 % of
+    the candidates pass (the inverted rule, a bar at the q quantile, would pass about 70 %).  One batch of 200
+    candidates scored against the random initial population, whose scores are distributed like theirs."""
+    sfe = reject_sfe(sampler, q, n_candidates=200)
+    steps = drive(sfe, 105)
+    (batch,) = sfe.batches
+    pop = batch.population_predictions
+    assert len(pop) == 100 and batch.threshold == pytest.approx(float(np.quantile(pop, 1 - q)))
+    assert np.mean(pop >= batch.threshold) == pytest.approx(q, abs=0.01)
+    assert np.mean(batch.predictions >= batch.threshold) == pytest.approx(q, abs=0.1)
+    assert batch.shortfall == 0
+    for arch, info in steps[100:]:
+        assert info["kind"] == "filtered" and not info["shortfall"]
+        assert info["predicted"] >= info["threshold"]
+        assert np.mean(pop <= info["predicted"]) >= 1 - q  # ranked in the population's top q
+
+
+def test_reject_mode_at_the_ends_of_the_quantile(sampler):
+    """quantile=1 keeps every candidate (no bar); quantile=0 keeps only those matching the population's best."""
+    keep_all = reject_sfe(sampler, 1.0)
+    drive(keep_all, 110)
+    for b in keep_all.batches:
+        assert b.threshold == -math.inf and b.shortfall == 0 and b.proposed == 20
+        assert b.chosen == list(range(5))  # the first five candidates, in generation order (all fresh here)
+    only_best = reject_sfe(sampler, 0.0)
+    drive(only_best, 110)
+    for b in only_best.batches:
+        assert b.threshold == max(b.population_predictions)
+        kept = 5 - b.shortfall
+        assert all(b.predictions[i] >= b.threshold for i in b.chosen[:kept])
+    assert sum(b.shortfall for b in only_best.batches) > 0  # beating the best is rare: the bar really binds
 
 
 def test_prefit_surrogate_filters_from_the_first_ask(sampler):
