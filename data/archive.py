@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import pathlib
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -97,6 +98,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+#: Tables every surrogate-nas archive has (a database with other tables is another program's).
+_OWN_TABLES = frozenset({"meta", "architectures", "evaluations"})
+
 #: Columns written by ``export_csv``: the published LM data's three, then ours.
 CSV_COLUMNS = ("arch", "arch_long", "acc", "hash", "grammar", "input_shape", "task", "protocol", "seed",
                "status", "reason", "seconds", "metrics")
@@ -108,34 +112,79 @@ class ArchiveError(ValueError):
 
 class Archive:
     """A SQLite archive of evaluated architectures.  Safe to open from several processes (WAL mode; each
-    write is one short transaction).  Use as a context manager or call ``close``."""
+    write is one short transaction).  Use as a context manager or call ``close``.
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
+    ``readonly``: open an existing archive for reading only; nothing is created or written (a missing file, or
+    a file that is not a surrogate-nas archive, is an ``ArchiveError`` naming it).  ``create=False``: the
+    archive must exist, but may be written to (e.g. the feature cache of a verb that reads evaluations).
+    A file holding another program's SQLite tables is refused in every mode, never added to."""
+
+    def __init__(self, path: "str | os.PathLike[str]", readonly: bool = False, create: bool = True) -> None:
         self.path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
+        self.readonly = bool(readonly)
+        if (self.readonly or not create) and not os.path.isfile(self.path):
+            what = "not a file" if os.path.exists(self.path) else "no such file"
+            raise ArchiveError(f"{self.path}: no archive there ({what})")
+        if not self.readonly:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            with self._transaction():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
-                row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this software's "
-                                       f"({SCHEMA_VERSION}); upgrade surrogate-nas")
-                elif int(row[0]) < SCHEMA_VERSION:
-                    raise ArchiveError(f"{self.path}: archive schema {row[0]} keyed architectures by their string "
-                                       "alone, which merged networks of different input shapes; convert it with "
-                                       f"`nas archive upgrade --archive {self.path} -o NEW.sqlite`")
+            self._db = self._connect()
+            try:
+                self._check_schema()
+            except BaseException:
+                self._db.close()
+                raise
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
         self._arch_cache: dict[str, Architecture] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection; a read-only one is opened without creating the file and refuses every write
+        (``query_only``).  It is opened ``mode=rw`` where the file and its folder are writable, because a
+        ``mode=ro`` reader of a WAL archive leaves ``-wal``/``-shm`` files behind that it may not remove;
+        ``mode=ro`` otherwise."""
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        mode = "rw" if os.access(self.path, os.W_OK) and os.access(folder, os.W_OK) else "ro"
+        db = sqlite3.connect(f"{pathlib.Path(os.path.abspath(self.path)).as_uri()}?mode={mode}", timeout=60,
+                             isolation_level=None, uri=True)
+        db.execute("PRAGMA query_only=ON")
+        return db
+
+    def _check_schema(self) -> None:
+        """Refuse another program's database and other schema versions; create the tables of a new archive."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if (tables or self.readonly) and not _OWN_TABLES <= tables:
+            found = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "") if tables else "none"
+            raise ArchiveError(f"{self.path}: not a surrogate-nas archive (an SQLite database whose tables are "
+                               f"not this project's: {found})")
+        if self.readonly:
+            self._check_version(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone())
+            return
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._transaction():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None and not tables:
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            else:
+                self._check_version(row)
+
+    def _check_version(self, row: "tuple[str] | None") -> None:
+        if row is None or not str(row[0]).isdigit():
+            raise ArchiveError(f"{self.path}: not a surrogate-nas archive (no schema version in its 'meta' table)")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this software's "
+                               f"({SCHEMA_VERSION}); upgrade surrogate-nas")
+        if int(row[0]) < SCHEMA_VERSION:
+            raise ArchiveError(f"{self.path}: archive schema {row[0]} keyed architectures by their string "
+                               "alone, which merged networks of different input shapes; convert it with "
+                               f"`nas archive upgrade --archive {self.path} -o NEW.sqlite`")
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -153,6 +202,8 @@ class Archive:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self.readonly:
+            raise ArchiveError(f"{self.path}: opened read-only; this command does not write to archives")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -198,24 +249,35 @@ class Archive:
 
     def add_evaluation(self, evaluation: Evaluation, arch: Architecture | None = None, run: str | None = None) -> bool:
         """Store an evaluation (and its architecture, if given).  Returns False when an evaluation with
-        the same (architecture, task, protocol, seed) was already there: the first one is kept."""
+        the same (architecture, task, protocol, seed) was already there: the first one is kept.  A successful
+        evaluation's ``val_acc`` must be a finite number."""
+        with self._transaction():
+            return self._insert_evaluation(evaluation, arch, run)
+
+    def _insert_evaluation(self, evaluation: Evaluation, arch: Architecture | None, run: str | None) -> bool:
+        """``add_evaluation`` inside the caller's transaction."""
         if arch is not None and arch.hash != evaluation.arch_hash:
             raise ArchiveError(f"evaluation is for {evaluation.arch_hash[:12]} but the architecture is {arch.hash[:12]}")
+        if evaluation.status not in (OK, FAILED):
+            raise ArchiveError(f"evaluation of {evaluation.arch_hash[:12]}: status {evaluation.status!r} is not "
+                               f"{OK!r} or {FAILED!r}")
         val = evaluation.metrics.get("val_acc") if evaluation.ok else None
-        with self._transaction():
-            if arch is not None:
-                self._insert_arch(arch)
-            elif self._db.execute("SELECT 1 FROM architectures WHERE hash = ?", (evaluation.arch_hash,)).fetchone() is None:
-                raise ArchiveError(f"architecture {evaluation.arch_hash[:12]} is not in the archive; pass arch=")
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO evaluations (arch_hash, task, protocol, seed, status, val_acc, metrics, "
-                "reason, seconds, device, created, version, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), evaluation.status,
-                 None if val is None or not math.isfinite(float(val)) else float(val),
-                 json.dumps(jsonable(evaluation.metrics, "metrics")), evaluation.reason, evaluation.seconds, evaluation.device,
-                 evaluation.created or timestamp(), evaluation.version or software_version(), run),
-            )
-            return cur.rowcount == 1
+        if val is not None and not _finite(val):
+            raise ArchiveError(f"evaluation of {evaluation.arch_hash[:12]} on {evaluation.task!r}: val_acc {val!r} "
+                               "is not a finite number")
+        if arch is not None:
+            self._insert_arch(arch)
+        elif self._db.execute("SELECT 1 FROM architectures WHERE hash = ?", (evaluation.arch_hash,)).fetchone() is None:
+            raise ArchiveError(f"architecture {evaluation.arch_hash[:12]} is not in the archive; pass arch=")
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO evaluations (arch_hash, task, protocol, seed, status, val_acc, metrics, "
+            "reason, seconds, device, created, version, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), evaluation.status,
+             None if val is None else float(val), json.dumps(jsonable(evaluation.metrics, "metrics")),
+             evaluation.reason, evaluation.seconds, evaluation.device, evaluation.created or timestamp(),
+             evaluation.version or software_version(), run),
+        )
+        return cur.rowcount == 1
 
     def get_evaluation(self, arch_hash: str, task: str, protocol: str, seed: int) -> Evaluation | None:
         row = self._db.execute(
@@ -395,42 +457,145 @@ class Archive:
         seed: int = 0,
     ) -> int:
         """Read a CSV written by ``export_csv`` or in the published LM format (``arch`` and/or
-        ``arch_long``, ``acc``; accuracies above 1 are read as percentages).  Columns missing from the
-        file come from the arguments.  Returns the number of evaluations added (duplicates are skipped)."""
+        ``arch_long``, ``acc``; a file whose accuracies exceed 1 holds percentages).  Columns missing from the
+        file come from the arguments.  All or nothing: every row is checked first (accuracies finite and
+        within [0, 1] or [0, 100] %, one scale per file, no architecture given two different results, in the
+        file or against the archive) and nothing is stored when any row is bad; the ``ArchiveError`` names
+        the line.  Returns the number of evaluations added (rows already in the archive are skipped)."""
+        return self.import_rows(read_csv_evaluations(path, task, protocol, input_shape, grammar, seed))
+
+    def import_rows(self, rows: Sequence[tuple[str, Evaluation, Architecture]]) -> int:
+        """Store the rows of ``read_csv_evaluations`` in one transaction: none when any conflicts with a stored
+        evaluation of the same key (an ``ArchiveError`` with both values).  Returns the number added."""
         added = 0
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            cols = set(reader.fieldnames or ())
-            if not cols & {"arch", "arch_long"} or "acc" not in cols:
-                raise ArchiveError(f"{path}: a CSV archive needs the columns 'arch' or 'arch_long', and 'acc'; "
-                                   f"found {sorted(cols)}")
-            for line, row in enumerate(reader, start=2):
-                where = f"{path}, line {line}"
-                shape = row.get("input_shape") or input_shape
-                row_task = row.get("task") or task
-                if shape is None or row_task is None:
-                    raise ArchiveError(f"{where}: no input shape / task in the file; pass input_shape= and task=")
-                text = row.get("arch") or row.get("arch_long")
-                try:
-                    arch = Architecture.from_string(text, shape, row.get("grammar") or grammar)
-                except ValueError as exc:
-                    raise ArchiveError(f"{where}: {exc}") from None
-                status = row.get("status") or (OK if row["acc"] not in ("", None) else FAILED)
-                metrics = json.loads(row["metrics"]) if row.get("metrics") else {}
-                if status == OK:
-                    try:
-                        acc = float(row["acc"])
-                    except ValueError:
-                        raise ArchiveError(f"{where}: acc {row['acc']!r} is not a number") from None
-                    metrics["val_acc"] = acc / 100.0 if acc > 1.0 else acc
-                ev = Evaluation(
-                    arch_hash=arch.hash, task=row_task, protocol=row.get("protocol") or protocol,
-                    seed=int(row.get("seed") or seed), status=status, metrics=metrics,
-                    reason=row.get("reason") or "", seconds=float(row.get("seconds") or 0.0), device="imported",
-                    created=timestamp(), version=software_version(),
-                )
-                added += self.add_evaluation(ev, arch)
+        with self._transaction():
+            for where, ev, arch in rows:
+                stored = self._db.execute(
+                    "SELECT status, metrics FROM evaluations WHERE arch_hash = ? AND task = ? AND protocol = ? "
+                    "AND seed = ?", (ev.arch_hash, ev.task, ev.protocol, int(ev.seed))).fetchone()
+                if stored is not None:
+                    old = stored[1] and json.loads(stored[1]).get("val_acc") if stored[0] == OK else None
+                    if _result(stored[0], old) != _result(ev.status, ev.metrics.get("val_acc")):
+                        raise ArchiveError(
+                            f"{where}: conflicts with the archive: {arch.to_string()[:60]!r} on {ev.task!r} "
+                            f"(protocol {ev.protocol}, seed {ev.seed}) is stored as {_show_result(stored[0], old)}, "
+                            f"this row says {_show_result(ev.status, ev.metrics.get('val_acc'))}; nothing imported")
+                    continue
+                added += self._insert_evaluation(ev, arch, None)
         return added
+
+
+def read_csv_evaluations(
+    path: "str | os.PathLike[str]",
+    task: str | None = None,
+    protocol: str = "imported",
+    input_shape: "str | Sequence[int] | None" = None,
+    grammar: str = "einspace",
+    seed: int = 0,
+) -> list[tuple[str, Evaluation, Architecture]]:
+    """The rows of an archive CSV (see ``Archive.import_csv``) as ``(where, evaluation, architecture)``,
+    ``where`` naming the file and line; every value checked, accuracies as fractions in [0, 1], and two rows
+    of one evaluation key with different results refused (with both values)."""
+    rows: list[tuple[str, Evaluation, Architecture]] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or ())
+        if not cols & {"arch", "arch_long"} or "acc" not in cols:
+            raise ArchiveError(f"{path}: a CSV archive needs the columns 'arch' or 'arch_long', and 'acc'; "
+                               f"found {sorted(cols)}")
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}, line {line}"
+            try:
+                rows.append((where, *_csv_row(row, task, protocol, input_shape, grammar, seed)))
+            except (ValueError, TypeError) as exc:
+                raise ArchiveError(f"{where}: {exc}; nothing imported") from None
+    _as_fractions(rows)
+    seen: dict[tuple, tuple[str, Evaluation]] = {}
+    for where, ev, _ in rows:
+        key = (ev.arch_hash, ev.task, ev.protocol, ev.seed)
+        if key in seen:
+            first_where, first = seen[key]
+            if _result(first.status, first.metrics.get("val_acc")) != _result(ev.status, ev.metrics.get("val_acc")):
+                raise ArchiveError(
+                    f"{where}: conflicts with {first_where.rsplit(', ', 1)[-1]}: the same architecture, task, "
+                    f"protocol and seed with {_show_result(first.status, first.metrics.get('val_acc'))} there and "
+                    f"{_show_result(ev.status, ev.metrics.get('val_acc'))} here; nothing imported")
+        else:
+            seen[key] = (where, ev)
+    return rows
+
+
+def _csv_row(row: dict[str, str], task: str | None, protocol: str, input_shape: Any, grammar: str,
+             seed: int) -> tuple[Evaluation, Architecture]:
+    """One CSV row as an evaluation (``val_acc`` as written: the file's scale is settled by the caller)."""
+    shape = row.get("input_shape") or input_shape
+    row_task = row.get("task") or task
+    if shape is None or row_task is None:
+        raise ValueError("no input shape / task in the file; pass input_shape= and task=")
+    text = row.get("arch") or row.get("arch_long")
+    if not text:
+        raise ValueError("no architecture in 'arch' or 'arch_long'")
+    arch = Architecture.from_string(text, shape, row.get("grammar") or grammar)
+    acc_text = (row.get("acc") or "").strip()
+    status = row.get("status") or (OK if acc_text else FAILED)
+    if status not in (OK, FAILED):
+        raise ValueError(f"status {status!r} is not {OK!r} or {FAILED!r}")
+    try:
+        metrics = json.loads(row["metrics"]) if row.get("metrics") else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"metrics is not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a JSON object, got {type(metrics).__name__}")
+    if status == OK:
+        try:
+            acc = float(acc_text)
+        except ValueError:
+            raise ValueError(f"acc {row.get('acc')!r} is not a number") from None
+        if not math.isfinite(acc) or acc < 0 or acc > 100:
+            raise ValueError(f"acc {acc_text!r} is not an accuracy (a finite number within [0, 1], or [0, 100] "
+                             "for percentages)")
+        metrics["val_acc"] = acc
+    seconds = float(row.get("seconds") or 0.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds {row.get('seconds')!r} is not a non-negative number")
+    ev = Evaluation(
+        arch_hash=arch.hash, task=row_task, protocol=row.get("protocol") or protocol,
+        seed=int(row.get("seed") or seed), status=status, metrics=metrics, reason=row.get("reason") or "",
+        seconds=seconds, device="imported", created=timestamp(), version=software_version(),
+    )
+    return ev, arch
+
+
+def _as_fractions(rows: list[tuple[str, Evaluation, Architecture]]) -> None:
+    """Accuracies of a file that holds any above 1 are percentages (the published LM data): divided by 100,
+    in place.  A file mixing the scales (a fraction strictly between 0 and 1 next to a percentage) is refused."""
+    accs = [(where, ev.metrics["val_acc"]) for where, ev, _ in rows if ev.ok]
+    percent = next(((w, a) for w, a in accs if a > 1.0), None)
+    if percent is None:
+        return
+    fraction = next(((w, a) for w, a in accs if 0.0 < a < 1.0), None)
+    if fraction is not None:
+        raise ArchiveError(f"{percent[0]}: acc {percent[1]!r} is a percentage but {fraction[0].rsplit(', ', 1)[-1]} "
+                           f"holds the fraction {fraction[1]!r}; use one scale per file; nothing imported")
+    for _, ev, _ in rows:
+        if ev.ok:
+            ev.metrics["val_acc"] = ev.metrics["val_acc"] / 100.0
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _result(status: str, val_acc: Any) -> tuple[str, float | None]:
+    """What a conflict check compares: the status and, for a success, val_acc to 12 significant digits."""
+    return (status, None if status != OK or val_acc is None else float(f"{float(val_acc):.12g}"))
+
+
+def _show_result(status: str, val_acc: Any) -> str:
+    return f"val_acc {float(val_acc):.6g}" if status == OK and val_acc is not None else status
 
 
 def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike[str]") -> dict[str, int]:

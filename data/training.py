@@ -60,12 +60,11 @@ class TrainingProtocol:
     evaluate_test: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"protocol {self.name!r}: epochs and batch_size must be positive")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"protocol {self.name!r}: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ValueError(f"protocol {self.name!r}: lr must be positive, got {self.lr}")
+        for f in dataclasses.fields(self):
+            problem = _field_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise ValueError(f"training protocol {self.name!r}: field {f.name!r} {problem}, "
+                                 f"got {getattr(self, f.name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,6 +85,38 @@ class TrainingProtocol:
 
     def replace(self, **changes: Any) -> "TrainingProtocol":
         return dataclasses.replace(self, **changes)
+
+
+#: The checks of the protocol fields: (types allowed, whether None is allowed, the value check, what it means).
+_FIELD_CHECKS: dict[str, tuple[tuple[type, ...], bool, Any, str]] = {
+    "name": ((str,), False, lambda v: bool(v.strip()), "must be a non-empty string"),
+    "epochs": ((int,), False, lambda v: v >= 1, "must be a positive integer"),
+    "batch_size": ((int,), False, lambda v: v >= 1, "must be a positive integer"),
+    "lr": ((int, float), False, lambda v: 0 < v < math.inf, "must be a positive finite number"),
+    "momentum": ((int, float), False, lambda v: 0 <= v < 1, "must be a number in [0, 1)"),
+    "weight_decay": ((int, float), False, lambda v: 0 <= v < math.inf, "must be a non-negative finite number"),
+    "schedule": ((str,), False, lambda v: v in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
+    "train_subset": ((int,), True, lambda v: v >= 1, "must be a positive integer (or null for all examples)"),
+    "valid_subset": ((int,), True, lambda v: v >= 1, "must be a positive integer (or null for all examples)"),
+    "normalize": ((bool,), False, None, "must be true or false"),
+    "drop_last": ((bool,), False, None, "must be true or false"),
+    "max_seconds": ((int, float), True, lambda v: 0 < v < math.inf, "must be a positive number (or null: no limit)"),
+    "max_memory_mb": ((int, float), True, lambda v: 0 < v < math.inf,
+                      "must be a positive number (or null: no limit)"),
+    "col_pool": ((str,), False, lambda v: v in ("features", "tokens"), "must be 'features' or 'tokens'"),
+    "evaluate_test": ((bool,), False, None, "must be true or false"),
+}
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the protocol field ``name`` (types as a JSON file holds them: a bool
+    is not a number, a string is not a number), or ``None``."""
+    types, nullable, check, meaning = _FIELD_CHECKS[name]
+    if value is None:
+        return None if nullable else meaning
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        return meaning
+    return None if check is None or check(value) else meaning
 
 
 PROTOCOLS: dict[str, TrainingProtocol] = {
@@ -114,9 +145,23 @@ def get_protocol(spec: "str | TrainingProtocol | Mapping[str, Any]") -> Training
     if spec in PROTOCOLS:
         return PROTOCOLS[spec]
     if isinstance(spec, str) and spec.endswith(".json"):
-        with open(spec, encoding="utf-8") as fh:
-            return TrainingProtocol.from_dict(json.load(fh))
+        return _protocol_file(spec)
     raise KeyError(f"unknown training protocol {spec!r}; expected one of {sorted(PROTOCOLS)} or a .json file")
+
+
+def _protocol_file(path: str) -> TrainingProtocol:
+    """A protocol from a JSON file of fields; every problem is a ``ValueError`` naming the file (and field)."""
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"protocol file {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"protocol file {path}: expected a JSON object of protocol fields, got {type(data).__name__}")
+    try:
+        return TrainingProtocol.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"protocol file {path}: {exc}") from None
 
 
 @dataclass(frozen=True)

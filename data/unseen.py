@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -55,16 +56,38 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _check_declared_size(folder: Path, file: str, fh: Any, file_size: int) -> None:
+    """Refuse a header that declares more data than the file holds (e.g. 10¹² elements in a few bytes),
+    before NumPy tries to allocate it.  Headers of versions other than 1.0 and 2.0 are left to ``np.load``."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if reader is None:
+            return
+        shape, _, dtype = reader(fh)
+    except ValueError as exc:
+        raise _fail(folder, file, f"not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        return  # refused by np.load(allow_pickle=False) with its own message
+    elements = math.prod(shape)
+    needed, available = elements * dtype.itemsize, file_size - fh.tell()
+    if needed > available:
+        raise _fail(folder, file, f"header declares shape {tuple(shape)} ({elements:,} elements of {dtype}, "
+                    f"{needed:,} bytes) but the file holds {available:,} bytes of data")
+
+
 def _load_array(folder: Path, file: str) -> np.ndarray:
     path = folder / file
     if not path.is_file():
         raise _fail(folder, file, "missing")
     with open(path, "rb") as fh:
         magic = fh.read(6)
-    if magic.startswith(b"PK\x03\x04"):
-        raise _fail(folder, file, "is an .npz archive, expected a single .npy array")
-    if magic != b"\x93NUMPY":
-        raise _fail(folder, file, "not a readable .npy array (no NumPy header)")
+        if magic.startswith(b"PK\x03\x04"):
+            raise _fail(folder, file, "is an .npz archive, expected a single .npy array")
+        if magic != b"\x93NUMPY":
+            raise _fail(folder, file, "not a readable .npy array (no NumPy header)")
+        fh.seek(0)
+        _check_declared_size(folder, file, fh, path.stat().st_size)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -73,6 +96,8 @@ def _load_array(folder: Path, file: str) -> np.ndarray:
         raise _fail(folder, file, f"not a readable .npy array ({exc})") from None
     except (OSError, EOFError) as exc:
         raise _fail(folder, file, f"not a readable .npy array ({exc})") from None
+    except MemoryError:
+        raise _fail(folder, file, "too large to load into memory") from None
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise _fail(folder, file, f"has non-numeric dtype {arr.dtype}; expected integers or floats")
     return arr

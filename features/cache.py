@@ -16,20 +16,24 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from tqdm import tqdm
+
+from nas.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 def featuriser_key(featuriser: Any) -> tuple[str, str]:
     """``(name, version)`` identifying a featuriser's output for caching: the class name, and its
-    ``version`` plus a digest of its parameters (objects such as the task are keyed separately)."""
+    ``version`` plus a digest of its parameters (objects such as the task are keyed separately).  Parameters a
+    featuriser lists in ``uncached_params`` (guards that only decide *whether* a row is computed, never its
+    values) are left out, so changing a guard keeps the cache."""
     while isinstance(featuriser, CachedFeaturiser):  # a cache of a cache is keyed by what it caches
         featuriser = featuriser.featuriser
     params = {}
+    exempt = set(getattr(featuriser, "uncached_params", ()))
     if hasattr(featuriser, "get_params"):
         for k, v in sorted(featuriser.get_params(deep=False).items()):
-            if isinstance(v, (str, int, float, bool, type(None), list, tuple)):
+            if k not in exempt and isinstance(v, (str, int, float, bool, type(None), list, tuple)):
                 params[k] = v
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return type(featuriser).__name__.lower(), f"{getattr(featuriser, 'version', '0')}-{digest}"
@@ -82,13 +86,13 @@ class CachedFeaturiser(TransformerMixin, BaseEstimator):
         if missing:
             log.info("%s: %d of %d architectures cached, computing %d", name, len(archs) - len(missing), len(archs),
                      len(missing))
-        with tqdm(total=len(missing), desc=f"features {name}", unit="arch",
-                  disable=not self.progress or not missing) as bar:
+        with Progress(len(missing), f"features {name}", "arch", enabled=self.progress and bool(missing)) as bar:
             for i in range(0, len(missing), self.chunk):
                 part = missing[i : i + self.chunk]
                 rows = np.asarray(self.featuriser.transform(part), dtype=float)
                 for arch, row in zip(part, rows):
-                    self.archive.put_features(arch.hash, self.task, name, version, names, row)
+                    if not np.isnan(row).all():  # a refused row (over a guard, not compiled) costs ms to redo
+                        self.archive.put_features(arch.hash, self.task, name, version, names, row)
                     cached[arch.hash] = row
                 bar.update(len(part))
         out = np.vstack([cached[a.hash] for a in archs]) if archs else np.zeros((0, len(names)))

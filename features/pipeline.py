@@ -107,7 +107,11 @@ def make_one(name: str, task: Any = None, grammar: str = "einspace", **zcp_param
 
 
 def make_featuriser(spec: "str | Sequence[str]", task: Any = None, grammar: str | None = None, **zcp_params: Any) -> Any:
-    """``"graf"``, ``"zcp"`` or ``"graf,zcp"`` as one transformer over architectures."""
+    """``"graf"``, ``"zcp"`` or ``"graf,zcp"`` as one transformer over architectures.  ``zcp_params`` go to
+    ``ZeroCostProxies`` (not to a task's proxy table): ``proxies``, ``batch_size`` (64), ``seed``, ``device``
+    and the guards: ``max_memory_mb`` (24576: estimated MiB of the largest proxy pass), ``max_params`` (5M),
+    ``max_flops`` (1e9 per sample), ``max_seconds`` (300, a wall-clock safety net); an architecture over a
+    budget gets NaN proxies with the reason, before its network is built (``features.zcp.guard``)."""
     grammar = grammar_of(task, grammar)
     parts = [make_one(n, task, grammar, **zcp_params) for n in parse_feature_sets(spec)]
     return parts[0] if len(parts) == 1 else Concat(parts)

@@ -15,9 +15,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from features.zcp.compute import ALL, compute_proxies, resolve_proxies, _label
+from features.zcp.guard import MAX_FLOPS, MAX_MEMORY_MB, MAX_PARAMS, MAX_SECONDS, check_limit, over_budget
 from nas.compile import compile_architecture
 
-__all__ = ["ALL", "ZeroCostProxies", "compute_proxies", "resolve_proxies"]
+__all__ = ["ALL", "MAX_FLOPS", "MAX_MEMORY_MB", "MAX_PARAMS", "MAX_SECONDS", "ZeroCostProxies", "compute_proxies",
+           "over_budget", "resolve_proxies"]
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +44,34 @@ class ZeroCostProxies(TransformerMixin, BaseEstimator):
     Parameters: ``task`` (a ``data.tasks.Task``), ``proxies`` (``("all",)`` or names from ``ALL``),
     ``batch_size``, ``seed`` (network initialisation and ``zen``), ``device`` (where the proxies run).
     The transformer is stateless; ``fit`` only checks the parameters.
+
+    Budgets (None: unlimited), checked on the architecture before its network is built; an architecture
+    over one gets a row of NaN and one warning with the reason (``features.zcp.guard.over_budget``):
+    ``max_memory_mb`` (default 24576: the estimated memory of the largest proxy pass at this batch,
+    ``guard.proxy_memory_mb``), ``max_params`` (default 5M, head included), ``max_flops`` (default 1e9
+    forward FLOPs per sample).  ``max_seconds`` (default 300) is a wall-clock safety net per architecture
+    (``compute_proxies``); proxies it cuts off are NaN with the reason ``timeout: ...``.  The defaults
+    admit every network of the CPU sampling budget and of NAS-Bench-201 and refuse the default budget's
+    giants.
     """
 
     version = "1"
+    #: The guards decide whether a row is computed, never its values: left out of the cache key.
+    uncached_params = ("max_memory_mb", "max_params", "max_flops", "max_seconds")
 
     def __init__(self, task: Any = None, proxies: "Sequence[str] | str" = ("all",), batch_size: int = 64,
-                 seed: int = 0, device: "str | torch.device" = "cpu") -> None:
+                 seed: int = 0, device: "str | torch.device" = "cpu", max_memory_mb: float | None = MAX_MEMORY_MB,
+                 max_params: int | None = MAX_PARAMS, max_flops: float | None = MAX_FLOPS,
+                 max_seconds: float | None = MAX_SECONDS) -> None:
         self.task = task
         self.proxies = proxies
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.max_memory_mb = max_memory_mb
+        self.max_params = max_params
+        self.max_flops = max_flops
+        self.max_seconds = max_seconds
 
     def _check(self) -> tuple[str, ...]:
         if self.task is None:
@@ -63,6 +82,8 @@ class ZeroCostProxies(TransformerMixin, BaseEstimator):
             raise ValueError(f"batch_size must be an integer ≥ 2, got {self.batch_size!r}")
         if len(self.task.train) < 2:
             raise ValueError(f"task {self.task.name!r} has fewer than 2 training examples")
+        for name in ("max_memory_mb", "max_params", "max_flops", "max_seconds"):
+            check_limit(name, getattr(self, name))
         return resolve_proxies(self.proxies)
 
     def fit(self, X: Any = None, y: Any = None) -> "ZeroCostProxies":
@@ -104,12 +125,24 @@ class ZeroCostProxies(TransformerMixin, BaseEstimator):
             if tuple(arch.input_shape) != shape:
                 raise ValueError(f"architecture {i} has input shape {tuple(arch.input_shape)}, "
                                  f"but task {self.task.name!r} has {shape}")
-            try:
-                net = compile_architecture(arch, self.task.num_classes, seed=int(self.seed))
-            except Exception as exc:  # noqa: BLE001 - a row of NaN, warned
-                log.warning("zero-cost proxies%s are NaN: compiling failed: %s: %s", _label(arch),
-                            type(exc).__name__, exc)
-                continue
-            values = compute_proxies(net, x, y, self.task.num_classes, names, seed=int(self.seed), arch=arch)
-            out[i] = [values[n] for n in names]
+            values = self._proxies_of(arch, names, x, y)
+            if values is not None:
+                out[i] = [values[n] for n in names]
         return out
+
+    def _proxies_of(self, arch: Any, names: tuple[str, ...], x: Tensor, y: Tensor) -> dict[str, float] | None:
+        """The proxies of one architecture, or None (a row of NaN, warned once) when it is over a size
+        budget or does not compile."""
+        reason = over_budget(arch, self.task.num_classes, len(x), names, max_memory_mb=self.max_memory_mb,
+                             max_params=self.max_params, max_flops=self.max_flops)
+        if reason is not None:
+            log.warning("zero-cost proxies%s are NaN: %s", _label(arch), reason)
+            return None
+        try:
+            net = compile_architecture(arch, self.task.num_classes, seed=int(self.seed))
+        except Exception as exc:  # noqa: BLE001 - a row of NaN, warned
+            log.warning("zero-cost proxies%s are NaN: compiling failed: %s: %s", _label(arch),
+                        type(exc).__name__, exc)
+            return None
+        return compute_proxies(net, x, y, self.task.num_classes, names, seed=int(self.seed), arch=arch,
+                               max_seconds=self.max_seconds)

@@ -53,7 +53,9 @@ per-sample norms and BatchNorm variances) are summed in float32 and finished in 
 a float64 computation to float32 rounding; where float32 overflows they are redone in float64.
 
 Failures never raise: a proxy whose computation raises, or whose value is not finite, becomes NaN and a
-``logging`` warning names the proxy and the reason.  The batch is not split on out-of-memory errors (the
+``logging`` warning names the proxy and the reason.  ``max_seconds`` is a wall-clock safety net (checked
+between passes and before every module's forward): the proxies it cuts off are NaN, logged once with the
+reason ``timeout: ...``.  Size budgets are checked earlier, on the architecture (``features.zcp.guard``).  The batch is not split on out-of-memory errors (the
 foresight code's ``split_data``): an OOM makes the proxies of the failing pass NaN.  Cost grows with the
 activation sizes, not only FLOPs: ``grasp``'s Hessian-vector product is the most expensive step.
 """
@@ -63,8 +65,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
+import weakref
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -78,6 +82,7 @@ from features.zcp.scores import (
     RELU_TYPES,
     NotApplicable,
     ProxyError,
+    ProxyTimeout,
     _corrcoef,
     _layers,
     _NwotKernel,
@@ -183,6 +188,34 @@ class _Workspace:
         self._model = None
 
 
+class _Deadline:
+    """The wall-clock safety limit of one ``compute_proxies`` call (``None``: none).  ``check`` raises
+    ``ProxyTimeout`` once it has passed; it is called between passes and, through forward pre-hooks that
+    ``watch`` puts on the copies the passes run, before every module's forward.  A backward already
+    running finishes first (autograd cannot be interrupted from Python)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+        self._watched: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+
+    def check(self, *_: Any) -> None:
+        if self.seconds is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed > self.seconds:
+            raise ProxyTimeout(f"timeout: the proxies ran past the {self.seconds:g} s safety limit "
+                               f"({elapsed:.1f} s)")
+
+    def watch(self, model: nn.Module) -> nn.Module:
+        """``model`` with a deadline check before each of its modules' forward (hooks put on once)."""
+        if self.seconds is not None and model not in self._watched:
+            for m in model.modules():
+                m.register_forward_pre_hook(self.check)
+            self._watched.add(model)
+        return model
+
+
 @dataclass(frozen=True)
 class _Inputs:
     net: nn.Module
@@ -192,13 +225,14 @@ class _Inputs:
     seed: int
     arch: Any = None
     workspace: _Workspace | None = None
+    deadline: _Deadline = field(default_factory=lambda: _Deadline(None))
 
     def model(self, train: bool = True) -> nn.Module:
         """A copy of ``net`` on ``x``'s device with the caller's values (shared between passes when
-        ``workspace`` is set)."""
+        ``workspace`` is set), watched by the deadline."""
         if self.workspace is None:
-            return copy.deepcopy(self.net).to(self.x.device).train(train)
-        return self.workspace.borrow(train)
+            return self.deadline.watch(copy.deepcopy(self.net).to(self.x.device).train(train))
+        return self.deadline.watch(self.workspace.borrow(train))
 
     def spoil(self) -> None:
         if self.workspace is not None:
@@ -244,6 +278,7 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
     grads: Sequence[Tensor | None] = ()
     if need_grad:
         try:
+            inp.deadline.check()
             with torch.enable_grad():
                 loss = F.cross_entropy(out, inp.y)
                 outs = [a for _, a, _ in acts]
@@ -255,6 +290,7 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
             _gradient_scores(weights, grads, acts, attempt)
     if need_jac:
         try:
+            inp.deadline.check()
             (jac,) = torch.autograd.grad(out.sum(), x, retain_graph=grasp and "grasp" not in results)
             J = jac.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
         except Exception as exc:  # noqa: BLE001
@@ -262,7 +298,11 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
         else:
             _jacobian_scores(inp, J, attempt)
     if grasp and "grasp" not in results:
-        attempt("grasp", lambda: _hessian_grad_score(weights, grads))
+        def hessian() -> float:
+            inp.deadline.check()
+            return _hessian_grad_score(weights, grads)
+
+        attempt("grasp", hessian)
     return results
 
 
@@ -550,6 +590,27 @@ def _finalise(name: str, value: "float | Exception", label: str) -> float:
     return v
 
 
+def _check_batch(x: Tensor, y: Tensor, num_classes: int) -> None:
+    """Refuse a malformed mini-batch (a caller's error, unlike a proxy's failure)."""
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("x and y must be torch tensors")
+    if x.dim() < 2 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x must be a batch (B×...) and y B labels; got x {tuple(x.shape)}, y {tuple(y.shape)}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if y.dtype.is_floating_point or (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"y must hold integer labels in 0..{num_classes - 1}")
+
+
+def _report(names: Sequence[str], raw: dict[str, "float | Exception"], label: str) -> dict[str, float]:
+    """Each proxy's float, NaN for failures (``_finalise``); proxies cut off by the safety timeout are
+    logged together, once."""
+    timed_out = [n for n in names if isinstance(raw[n], ProxyTimeout)]
+    if timed_out:
+        log.warning("zero-cost proxies %s%s are NaN: %s", ", ".join(timed_out), label, raw[timed_out[0]])
+    return {n: math.nan if n in timed_out else _finalise(n, raw[n], label) for n in names}
+
+
 def compute_proxies(
     net: nn.Module,
     x: Tensor,
@@ -558,6 +619,7 @@ def compute_proxies(
     proxies: "str | Iterable[str]" = ALL,
     seed: int = 0,
     arch: Any = None,
+    max_seconds: float | None = None,
 ) -> dict[str, float]:
     """Zero-cost proxies of ``net`` on one mini-batch ``(x, y)`` of real task data.
 
@@ -570,18 +632,14 @@ def compute_proxies(
     RNG state is untouched and results are bit-identical for identical inputs on the CPU.  ``arch``,
     optional, names the architecture in warnings and, when ``net`` is its compiled network
     (``nas.compile.compile_architecture``), gives ``flops`` in closed form.  A proxy that fails or is not
-    finite is NaN, with a warning.
+    finite is NaN, with a warning.  ``max_seconds`` (None: no limit) is a wall-clock safety net, checked
+    between passes and before every module's forward: once past it, the proxies not yet finished are NaN,
+    logged once with the reason ``timeout: ...``.  Size limits are checked before a network is built, by
+    ``ZeroCostProxies`` (``features.zcp.guard``).
     """
     names = resolve_proxies(proxies)
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("x and y must be torch tensors")
-    if x.dim() < 2 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x must be a batch (B×...) and y B labels; got x {tuple(x.shape)}, y {tuple(y.shape)}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be positive, got {num_classes}")
-    if y.dtype.is_floating_point or (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"y must hold integer labels in 0..{num_classes - 1}")
-    label = _label(arch)
+    _check_batch(x, y, num_classes)
+    deadline = _Deadline(max_seconds)
 
     raw: dict[str, float | Exception] = {}
     device = x.device
@@ -591,7 +649,7 @@ def compute_proxies(
         # clones made outside inference mode can enter autograd even if the caller is in inference mode
         x = x.detach().clone()
         y = y.detach().to(device=device, dtype=torch.long).clone()
-        inp = _Inputs(net, x, y, int(num_classes), int(seed), arch, _Workspace(net, device))
+        inp = _Inputs(net, x, y, int(num_classes), int(seed), arch, _Workspace(net, device), deadline)
 
         def reseed() -> None:  # every pass sees the same RNG state, whichever proxies are asked for
             torch.random.default_generator.manual_seed(inp.seed)
@@ -603,13 +661,15 @@ def compute_proxies(
         if shared:
             reseed()
             try:
+                deadline.check()
                 raw.update(_shared_pass(inp, shared))
             except Exception as exc:  # noqa: BLE001 - forward failed: every shared proxy is NaN
                 raw.update({n: exc for n in shared})
         for name in sorted((n for n in names if n not in SHARED), key=_standalone_rank):
             reseed()
             try:
+                deadline.check()
                 raw[name] = STANDALONE[name](inp)
             except Exception as exc:  # noqa: BLE001
                 raw[name] = exc
-    return {name: _finalise(name, raw[name], label) for name in names}
+    return _report(names, raw, _label(arch))

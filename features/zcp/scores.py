@@ -21,6 +21,11 @@ class ProxyError(RuntimeError):
     """A proxy is undefined for this network (the reason is the message); reported as NaN."""
 
 
+class ProxyTimeout(ProxyError):
+    """The proxy pass ran past its wall-clock safety limit (``compute_proxies(max_seconds=...)``); the
+    proxies it had not finished are NaN with this reason."""
+
+
 class NotApplicable(ProxyError):
     """The proxy does not apply to this kind of network at all (no ReLU for nwot, no weight layer); reported
     as NaN and logged at INFO level, since most random einspace networks have no ReLU."""

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
 from nas.cli import archive, features, quickstart, search, space, surrogate, tasks
+from nas.cli.options import Parser, print_error
 from nas.errors import ArchitectureSyntaxError, InvalidArchitectureError, SamplingError
+from nas.progress import LOGGER_NAME as PROGRESS_LOGGER
 
 COMMAND_GROUPS = (space, tasks, archive, features, search, surrogate, quickstart)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search in grammar-based spaces.")
+    parser = Parser(prog="nas", description="Neural architecture search in grammar-based spaces.")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="-v logs progress messages, -vv debug messages (default: warnings only)")
+                        help="-v logs info messages, -vv debug messages (default: warnings and progress lines)")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
@@ -28,10 +31,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(PROGRESS_LOGGER).setLevel(min(level, logging.INFO))  # progress lines show by default
     try:
         return args.func(args)
-    except (ArchitectureSyntaxError, InvalidArchitectureError, SamplingError, ValueError, KeyError, OSError) as exc:
-        print(f"nas {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `nas sample -n 1000 | head`
+    except BrokenPipeError:  # e.g. `nas sample -n 1000 | head -1`: the reader has gone; exit quietly
+        _silence_stdout()
         return 0
+    except (ArchitectureSyntaxError, InvalidArchitectureError, SamplingError, ValueError, KeyError, OSError,
+            MemoryError) as exc:
+        print_error(args.command, exc)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not raise (and print) a second time."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):  # stdout is not a file (e.g. captured by a test)
+        pass

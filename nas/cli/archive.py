@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from typing import Any
 
-from data.archive import Archive, upgrade_archive
+from data.archive import Archive, read_csv_evaluations, upgrade_archive
+from data.task import grammar_of
 from data.tasks import get_task
 from data.training import get_protocol, train_and_evaluate
 from nas.cli.common import (PROTOCOLS_HELP, SAMPLING_BUDGETS, add_grammar_arg, add_sampling_budget_arg, add_task_args,
                             deprecated_alias, task_architecture)
+from nas.cli.options import positive_int, protocol_spec
+from nas.grammar import get_grammar
+from nas.grammar.core import Grammar
 
 
 #: ``nas.search.build.SAMPLERS``, spelled out so that building the parser imports no search code (a test keeps
@@ -27,9 +32,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         import torch  # deferred: torch
 
         torch.set_num_threads(args.threads)
-    ev = train_and_evaluate(arch, task, protocol, seed=args.train_seed, device=args.device)
-    if args.archive:
-        with Archive(args.archive) as archive:
+    # the archive is opened (and checked) before training, so that a bad --archive costs no training
+    with Archive(args.archive) if args.archive else nullcontext() as archive:
+        ev = train_and_evaluate(arch, task, protocol, seed=args.train_seed, device=args.device)
+        if archive is not None:
             archive.add_evaluation(ev, arch)
     record = ev.to_dict() | {"arch": arch.to_string()}
     print(json.dumps(record, indent=2 if not args.json else None))
@@ -42,6 +48,45 @@ def fill_archive(archive: Archive, task: str, n: int, **options: Any) -> dict:
     from nas.search import build_archive  # deferred: the search engine (scipy, networkx)
 
     return build_archive(archive, task, n, **options)
+
+
+def count_architectures(grammar: Grammar) -> int | None:
+    """How many distinct derivation trees the sampler can draw from ``grammar`` (options of positive weight,
+    budgets ignored: an upper bound), or ``None`` when the grammar is recursive (unbounded)."""
+    counts: dict[str, int] = {}
+    open_levels: set[str] = set()
+
+    def level(name: str) -> int | None:
+        if name in counts:
+            return counts[name]
+        if name in open_levels:
+            return None
+        open_levels.add(name)
+        total = 0
+        for op in grammar.levels[name]:
+            if op.weight <= 0:
+                continue
+            product = 1
+            for child in op.children:
+                n = level(child)
+                if n is None:
+                    return None
+                product *= n
+            total += product
+        open_levels.discard(name)
+        counts[name] = total
+        return total
+
+    return level(grammar.start)
+
+
+def _check_build_size(args: argparse.Namespace) -> None:
+    """Refuse at once a build of more architectures than the task's grammar has."""
+    grammar = get_grammar(grammar_of(get_task(args.task, seed=args.task_seed), args.grammar))
+    size = count_architectures(grammar)
+    if size is not None and args.n > size:
+        raise ValueError(f"--n {args.n:,} is more than the {size:,} distinct architectures of grammar "
+                         f"{grammar.name!r}; a build holds each at most once")
 
 
 def _build(archive: Archive, args: argparse.Namespace) -> None:
@@ -73,15 +118,20 @@ def _export(archive: Archive, args: argparse.Namespace) -> None:
     print(f"wrote {n} evaluations to {args.output}", file=sys.stderr)
 
 
-def _import(archive: Archive, args: argparse.Namespace) -> None:
+def _import(args: argparse.Namespace) -> None:
     if not args.input:
         raise ValueError("nas archive import needs -i FILE.csv")
-    n = archive.import_csv(args.input, task=args.task, protocol=args.protocol_key or "imported",
-                           input_shape=args.input_shape, grammar=args.grammar or "einspace")
+    # every row is read and checked before the archive is opened: a bad file creates and changes nothing
+    rows = read_csv_evaluations(args.input, task=args.task, protocol=args.protocol_key or "imported",
+                                input_shape=args.input_shape, grammar=args.grammar or "einspace")
+    with Archive(args.archive) as archive:
+        n = archive.import_rows(rows)
     print(f"added {n} evaluations from {args.input}", file=sys.stderr)
 
 
-ACTIONS = {"build": _build, "info": _info, "export": _export, "import": _import}
+ACTIONS = {"build": _build, "info": _info, "export": _export}
+#: Actions that only read the archive: it is opened read-only and must exist.
+READ_ONLY = ("info", "export")
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -90,7 +140,12 @@ def cmd_archive(args: argparse.Namespace) -> int:
             raise ValueError("nas archive upgrade needs -o NEW.sqlite")
         print(json.dumps(upgrade_archive(args.archive, args.output)))
         return 0
-    with Archive(args.archive) as archive:
+    if args.action == "build" and args.task:
+        _check_build_size(args)
+    if args.action == "import":
+        _import(args)
+        return 0
+    with Archive(args.archive, readonly=args.action in READ_ONLY) as archive:
         ACTIONS[args.action](archive, args)
     return 0
 
@@ -99,30 +154,30 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="train one architecture on a task and print its evaluation")
     p.add_argument("arch", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
     add_task_args(p, required=True, help="task name (nas tasks list) or Unseen-NAS folder")
-    p.add_argument("--protocol", default="published", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--protocol", type=protocol_spec, default="published", help=PROTOCOLS_HELP + " (default %(default)s)")
     p.add_argument("--train-seed", type=int, default=0, help="training seed (default %(default)s)")
     deprecated_alias(p, "--seed", "--train-seed", "train_seed", type=int)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_grammar_arg(p)
     p.add_argument("--archive", help="also store the evaluation in this archive")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("archive", help="build, inspect, export or import an archive of evaluated networks")
-    p.add_argument("action", choices=(*ACTIONS, "upgrade"),
+    p.add_argument("action", choices=(*ACTIONS, "import", "upgrade"),
                    help="upgrade: copy an archive of an older schema into a new file (-o)")
-    p.add_argument("--archive", required=True, help="SQLite archive file (created if absent)")
+    p.add_argument("--archive", required=True, help="SQLite archive file (build and import create it if absent)")
     add_task_args(p)
-    p.add_argument("-n", "--n", type=int, default=100, help="evaluations the build run should hold (default %(default)s)")
+    p.add_argument("-n", "--n", type=positive_int, default=100, help="evaluations the build run should hold (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
     p.add_argument("--sampler", choices=SAMPLERS, default="random")
-    p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--protocol", type=protocol_spec, default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
     add_sampling_budget_arg(p)
     deprecated_alias(p, "--budget", "--sampling-budget", "sampling_budget", choices=SAMPLING_BUDGETS)
     add_grammar_arg(p, default=None, help="default: the task's grammar, else einspace")
-    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (process pool; default %(default)s)")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel evaluations (process pool; default %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
     p.add_argument("--run", default=None, help="run name (default derived from task, protocol, sampler and seed)")
     p.add_argument("--protocol-key", default=None, help="export/import: protocol key to filter or assign")

@@ -142,7 +142,7 @@ def fit_transfer_surrogate(archive_path: str | None, model: str = "rf", features
 
     path = source_archive(archive_path, option)
     names = None if sources in (None, "", "all") else [s.strip() for s in sources.split(",") if s.strip()]
-    with Archive(path) as archive:
+    with Archive(path, create=False) as archive:
         return fit_transfer(archive, model, features, names, exclude, min_source_tau, normalisation, protocol, seed,
                             task)
 
@@ -156,7 +156,17 @@ def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: s
 
 
 def read_run_ref(path: str) -> tuple[str, str, str]:
-    """``(archive, run name, label)`` of a run directory written by ``nas search`` or ``nas quickstart``."""
-    with open(os.path.join(path, "run.json"), encoding="utf-8") as fh:
-        info = json.load(fh)
+    """``(archive, run name, label)`` of a run directory written by ``nas search`` or ``nas quickstart``; a
+    ``run.json`` that is not what ``write_run_ref`` writes is a ``ValueError`` naming it."""
+    ref = os.path.join(path, "run.json")
+    with open(ref, encoding="utf-8") as fh:
+        try:
+            info = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{ref}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{ref}: expected a JSON object with 'archive' and 'run', got {type(info).__name__}")
+    for key in ("archive", "run", "label"):
+        if not isinstance(info.get(key, ""), str) or (key != "label" and not info.get(key)):
+            raise ValueError(f"{ref}: {key!r} must be a non-empty string, got {info.get(key)!r}")
     return os.path.join(path, info["archive"]), info["run"], info.get("label", os.path.basename(os.path.normpath(path)))

@@ -18,7 +18,7 @@ def _compute(args: argparse.Namespace, task) -> int:
 
     if task is None or not args.archive:
         raise ValueError("nas features compute needs --archive and --task")
-    with Archive(args.archive) as archive:
+    with Archive(args.archive, create=False) as archive:
         hashes = list(dict.fromkeys(e.arch_hash for e in archive.evaluations(task=task.name)))
         if not hashes:
             raise ValueError(f"{args.archive} holds no evaluation on task {task.name!r}")

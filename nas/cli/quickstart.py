@@ -24,6 +24,7 @@ from data.tasks import get_task
 from data.training import TrainingProtocol, get_protocol
 from nas.cli.archive import fill_archive
 from nas.cli.common import deprecated_alias
+from nas.cli.options import positive_int
 from nas.cli.search import make_search_strategy, run_in_dir
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default=d.out,
                    help="output folder (default %(default)s); re-running resumes")
     deprecated_alias(p, "--out", "--output", "output")
-    p.add_argument("--archive-size", type=int, default=d.archive_size,
+    p.add_argument("--archive-size", type=positive_int, default=d.archive_size,
                    help="random architectures trained for the archive the surrogate learns from (default %(default)s)")
-    p.add_argument("--budget", type=int, default=d.search_budget,
+    p.add_argument("--budget", type=positive_int, default=d.search_budget,
                    help="evaluations (trained candidates) per search (default %(default)s)")
-    p.add_argument("--workers", type=int, default=d.workers,
+    p.add_argument("--workers", type=positive_int, default=d.workers,
                    help="evaluations run at once, each in its own process (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="sampling, search and surrogate seed (default %(default)s)")
     p.set_defaults(func=cmd_quickstart)

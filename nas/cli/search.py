@@ -12,6 +12,7 @@ from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_sampling_budget_arg, add_task_args,
                             fit_transfer_surrogate, lm_params, read_run_ref, write_run_ref)
+from nas.cli.options import positive_float, positive_int, protocol_spec
 
 #: ``nas.search.factory.STRATEGIES``, spelled out so that building the parser imports no search code (a test
 #: keeps the two equal).
@@ -111,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nas.search import summarize  # deferred: the search engine
 
     archive_path, run, label = read_run_ref(args.run_dir)
-    with Archive(archive_path) as archive:
+    with Archive(archive_path, readonly=True) as archive:
         summary = summarize(archive, run)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -152,21 +153,21 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                    "shipped with the package)")
     p.add_argument("--features", default="graf,zcp", help="surrogate features (default %(default)s)")
     add_lm_args(p)
-    p.add_argument("--budget", type=int, default=100, help="evaluations (steps) of the run (default %(default)s)")
-    p.add_argument("--time-budget", type=float, default=None, help="wall-clock seconds of the run")
+    p.add_argument("--budget", type=positive_int, default=100, help="evaluations (steps) of the run (default %(default)s)")
+    p.add_argument("--time-budget", type=positive_float, default=None, help="wall-clock seconds of the run")
     p.add_argument("--run-dir", required=True, help="folder for run.json, summary.json, plots and (by default) the archive")
     p.add_argument("--archive", default=None, help="archive file to use (default RUN_DIR/archive.sqlite); share one to reuse evaluations")
     p.add_argument("--run-name", default=None, help="default: STRATEGY-seedSEED")
     p.add_argument("--label", default=None, help="name in comparisons")
     p.add_argument("--seed", type=int, default=0, help="search seed: sampling, mutation and selection (default %(default)s)")
     p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
-    p.add_argument("--protocol", default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
+    p.add_argument("--protocol", type=protocol_spec, default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
     add_sampling_budget_arg(p)
-    p.add_argument("--population", type=int, default=100, help="evolution: population size (default %(default)s)")
-    p.add_argument("--tournament", type=int, default=10, help="evolution: tournament size (default %(default)s)")
+    p.add_argument("--population", type=positive_int, default=100, help="evolution: population size (default %(default)s)")
+    p.add_argument("--tournament", type=positive_int, default=10, help="evolution: tournament size (default %(default)s)")
     p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n candidates (topk), or reject those predicted outside the population's top --quantile fraction (reject)")
-    p.add_argument("--n-candidates", type=int, default=20, help="filtered: mutants scored per batch (default %(default)s)")
-    p.add_argument("--k", type=int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
+    p.add_argument("--n-candidates", type=positive_int, default=20, help="filtered: mutants scored per batch (default %(default)s)")
+    p.add_argument("--k", type=positive_int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
     p.add_argument("--quantile", type=float, default=0.5, help="filtered, reject mode: keep only candidates predicted in the population's top QUANTILE fraction, e.g. 0.3 keeps about the best 30 %%, 1 keeps all (default %(default)s)")
     p.add_argument("--start-after", type=int, default=None,
                    help="filtered: evaluations before a surrogate fitted during the run is used (default: "
@@ -178,7 +179,7 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=1000, help="objective: mutations scored by the surrogate alone")
     p.add_argument("--n-init", type=int, default=10, help="bo: random architectures before the GP is used")
     p.add_argument("--pool-size", type=int, default=200, help="bo: mutants and crossovers scored by EI per ask")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="evaluations run at once (local process pool or Dask workers; default %(default)s)")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where evaluations run (default %(default)s)")
     p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nas.cli.common import DEFAULT_SHAPE, add_grammar_arg, read_architecture, read_text
+from nas.cli.options import positive_int
 from nas.grammar import get_grammar
 from nas.grammar.core import Budget
 from nas.sampler import Sampler
@@ -76,9 +77,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample architectures from a grammar, one canonical string per line")
     add_grammar_arg(p)
     p.add_argument("--input-shape", default=DEFAULT_SHAPE, help="C×H×W image or S×D sequence (default %(default)s)")
-    p.add_argument("--classes", type=int, default=10, help="number of classes (reported with --json)")
+    p.add_argument("--classes", type=positive_int, default=10, help="number of classes (reported with --json)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
-    p.add_argument("-n", "--n", type=int, default=1, help="how many architectures (default %(default)s)")
+    p.add_argument("-n", "--n", type=positive_int, default=1, help="how many architectures (default %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of strings")
     add_budget_args(p)
     p.set_defaults(func=cmd_sample)
@@ -88,7 +89,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "(resnet18, wrn16_4, vit, mlp_mixer)")
     add_grammar_arg(p)
     p.add_argument("--input-shape", default=None, help=f"C×H×W or S×D (default {DEFAULT_SHAPE})")
-    p.add_argument("--classes", type=int, default=10, help="number of classes for the head (default %(default)s)")
+    p.add_argument("--classes", type=positive_int, default=10, help="number of classes for the head (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--graph", metavar="PNG", help="also draw the operation graph to this PNG file")
     p.set_defaults(func=cmd_show)

@@ -11,12 +11,15 @@ from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, fit_transfer_surrogate,
                             lm_params, read_architectures, read_text)
+from nas.cli.options import open_fraction
 
 #: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
 TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")
 #: The models a transfer surrogate pools its sources with: ``surrogates.workflows.TRANSFER_BASES``, spelled out so
 #: that building the parser imports no surrogate (a test keeps the two equal).
 TRANSFER_BASES = ("rf", "xgb", "xgb_tuned")
+#: Fewer successfully evaluated architectures than this cannot fit a surrogate worth saving.
+MIN_FIT_ARCHITECTURES = 4
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -34,12 +37,20 @@ def _fit(args: argparse.Namespace) -> int:
     elif not (args.archive and args.task and args.output):
         raise ValueError("nas surrogate fit needs --archive, --task and -o DIR (or --transfer)")
     else:
-        with Archive(args.archive) as archive:
+        with Archive(args.archive, create=False) as archive:
+            _check_enough_to_fit(archive, args.task, args.protocol_key)
             surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
                                                  args.seed, **lm_params(args, args.model))
     save_surrogate(surrogate, args.output)
     print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _check_enough_to_fit(archive: Archive, task: str, protocol: str | None) -> None:
+    n = len(archive.dataset(task, protocol)[0])
+    if n < MIN_FIT_ARCHITECTURES:
+        raise ValueError(f"{archive.path}: only {n} successfully evaluated architecture{'s' * (n != 1)} of task "
+                         f"{task!r}; a surrogate needs at least {MIN_FIT_ARCHITECTURES} to fit")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -73,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if not (args.archive and args.task):
         raise ValueError("nas surrogate evaluate needs --archive and --task (and DIR for a saved surrogate)")
-    with Archive(args.archive) as archive:
+    with Archive(args.archive, create=False) as archive:
         if args.dir:
             # featurised on --task, the task of these evaluations (a transfer surrogate has no task of its own)
             metrics = workflows.evaluate_on_archive(load_surrogate(args.dir, task=args.task), archive, args.task,
@@ -97,7 +108,7 @@ def cmd_surrogate(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from surrogates.workflows import transfer_study  # deferred: scikit-learn, xgboost
 
-    with Archive(args.archive) as archive:
+    with Archive(args.archive, create=False) as archive:
         table = transfer_study(archive, args.scheme, args.model, args.features,
                                args.tasks.split(",") if args.tasks else None, args.output, args.seed,
                                args.normalisation, args.min_source_tau)
@@ -136,7 +147,7 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("string", "nb201"), default="string", help="predict: input lines")
     p.add_argument("--input-shape", default=None, help="predict: input shape (default: --task's, else the surrogate's task's)")
     add_grammar_arg(p)
-    p.add_argument("--test-fraction", type=float, default=0.25, help="evaluate without DIR: held-out fraction")
+    p.add_argument("--test-fraction", type=open_fraction, default=0.25, help="evaluate without DIR: held-out fraction")
     p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")
     p.add_argument("--seed", type=int, default=0, help="model seed and held-out split seed (default %(default)s)")
     add_lm_args(p, deprecated=True)

@@ -25,16 +25,16 @@ error.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from tqdm import tqdm
+from typing import Any, Callable, Iterable
 
 from data.archive import Archive
 from data.training import Evaluation
 from nas.architecture import Architecture
+from nas.progress import Progress
 from nas.search.base import Strategy
 from nas.search.evaluators import Evaluator, ObjectiveResult, as_evaluator
 from nas.search.executors import JobPool
@@ -68,13 +68,21 @@ def fresh_strategy(strategy: "Strategy | Callable[[], Strategy]") -> Strategy:
     return strategy
 
 
+def _best_val_acc(evaluations: Iterable[Evaluation]) -> float | None:
+    """The highest finite validation accuracy of the successful ``evaluations`` (``None``: none)."""
+    accs = [ev.val_acc for ev in evaluations if ev.ok and math.isfinite(ev.val_acc)]
+    return max(accs) if accs else None
+
+
 class SearchRun:
     """Run (or resume) the run ``name`` in ``archive``, evaluating with ``evaluation``: an ``Evaluator``
     (``TaskEvaluator`` trains on a task) or any callable ``architecture -> val_acc | metrics``.
 
     ``executor`` defaults to ``make_executor(workers)`` (created, replaced when broken and shut down by the
     engine); at most ``max_in_flight`` (default ``workers``) evaluations run at once.  With one evaluation in
-    flight the run is the same on any executor.  ``history=False`` makes an archive build (see the module)."""
+    flight the run is the same on any executor.  ``history=False`` makes an archive build (see the module).
+    ``progress`` reports the steps, ``label`` naming them, through ``nas.progress.Progress`` (a bar on a
+    terminal, a log line at most every 30 s otherwise, with the best val_acc of the run so far)."""
 
     def __init__(self, archive: Archive, name: str,
                  evaluation: "Evaluator | Callable[[Architecture], ObjectiveResult]", *, history: bool = True,
@@ -112,8 +120,8 @@ class SearchRun:
         self.budget_evals, self.budget_seconds = budget_evals, budget_seconds
         self._start(strategy, config)
         self.pool: JobPool[_Job] = JobPool(self.executor, self.workers)
-        self.bar = tqdm(total=budget_evals, initial=min(self.done, budget_evals or self.done), desc=self.label,
-                        unit="eval", disable=not self.progress or None)
+        self.bar = Progress(budget_evals, self.label, "eval", initial=min(self.done, budget_evals or self.done),
+                            enabled=self.progress, best=self.prior_best, best_name="val_acc")
         try:
             self._loop(strategy)
         finally:
@@ -141,7 +149,8 @@ class SearchRun:
         if self.history:
             self._replay(strategy)
         else:
-            self.done = self.archive.count(task=ev.task, protocol=ev.protocol, run=self.name)
+            stored = self.archive.evaluations(task=ev.task, protocol=ev.protocol, run=self.name)
+            self.done, self.prior_best = len(stored), _best_val_acc(stored)
         self.replay_seconds = time.perf_counter() - t0
         self.session_start = time.perf_counter()
 
@@ -154,6 +163,7 @@ class SearchRun:
             log.info("run %s: resumed after %d steps", self.name, len(entries))
             self.prior_wall, self.prior_strategy = entries[-1].wall, entries[-1].strategy_seconds
         self.done = len(entries)
+        self.prior_best = _best_val_acc(e.evaluation for e in entries)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -247,8 +257,8 @@ class SearchRun:
         t = time.perf_counter()
         strategy.tell(arch, ev)
         self.strategy_seconds += time.perf_counter() - t
-        self.bar.update(1)
-        self.bar.set_postfix_str(f"{source} {ev.status}" + (f" {ev.val_acc:.3f}" if ev.ok else ""))
+        self.bar.update(1, score=ev.val_acc if ev.ok else None,
+                        note=f"{source} {ev.status}" + (f" {ev.val_acc:.3f}" if ev.ok else ""))
 
     # -- clocks and budgets --------------------------------------------------------------------------
 

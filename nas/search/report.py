@@ -34,7 +34,7 @@ def _open(stack: ExitStack, runs: Sequence[RunRef]) -> list[tuple[Archive, str, 
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"no archive at {path}")
             if path not in opened:
-                opened[path] = stack.enter_context(Archive(path))
+                opened[path] = stack.enter_context(Archive(path, readonly=True))
             archive = opened[path]
         out.append((archive, name, label))
     return out

@@ -216,3 +216,66 @@ def test_upgrade_rebuilds_each_evaluation_for_its_tasks_shape(tmp_path):
         upgrade_archive(path, new)
     with pytest.raises(ArchiveError, match="only schema 1"):
         upgrade_archive(new, tmp_path / "again.sqlite")
+
+
+def files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_read_only_archive_reads_refuses_writes_and_leaves_no_file(tmp_path):
+    a = archs(1)[0]
+    path = tmp_path / "a.sqlite"
+    with Archive(path) as archive:
+        archive.add_evaluation(ev(a, 0.5), a)
+    before = files(tmp_path)
+    with Archive(path, readonly=True) as archive:
+        assert archive.count() == 1 and archive.dataset("t")[1].tolist() == [0.5]
+        with pytest.raises(ArchiveError, match="read-only"):
+            archive.add_evaluation(ev(a, 0.7, seed=1), a)
+    assert files(tmp_path) == before  # no -wal/-shm left behind by the reader
+    with pytest.raises(ArchiveError, match="no archive there"):
+        Archive(tmp_path / "typo" / "b.sqlite", readonly=True)
+    with pytest.raises(ArchiveError, match="no archive there"):
+        Archive(tmp_path / "c.sqlite", create=False)
+    assert files(tmp_path) == before
+
+
+def test_another_programs_database_is_refused_in_every_mode(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE meta (k TEXT)")  # a table name we use too: still not ours
+    con.close()
+    for kwargs in ({}, {"readonly": True}, {"create": False}):
+        with pytest.raises(ArchiveError, match=r"other.db: not a surrogate-nas archive .*meta"):
+            Archive(path, **kwargs)
+    with sqlite3.connect(path) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["meta"]
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+    con.close()
+
+
+def test_a_successful_evaluation_needs_a_finite_val_acc(archive):
+    a = archs(1)[0]
+    for bad in (float("nan"), float("inf"), "high"):
+        with pytest.raises(ArchiveError, match="val_acc .* is not a finite number"):
+            archive.add_evaluation(ev(a, bad), a)
+    assert archive.count() == 0
+
+
+def test_csv_import_is_all_or_nothing(archive, tmp_path):
+    a, b = archs(2)
+    path = tmp_path / "x.csv"
+    path.write_text(f'arch,acc\n"{a.to_string()}",0.5\n"{b.to_string()}",nan\n')
+    with pytest.raises(ArchiveError, match=r"x.csv, line 3: acc 'nan' is not an accuracy"):
+        archive.import_csv(path, task="t", input_shape="3x8x8")
+    assert archive.count() == 0 and archive.num_architectures() == 0
+    path.write_text(f'arch,acc\n"{a.to_string()}",0.5\n"{a.to_string()}",0.9\n')
+    with pytest.raises(ArchiveError, match=r"line 3: conflicts with line 2: .* val_acc 0.5 there and val_acc 0.9 here"):
+        archive.import_csv(path, task="t", input_shape="3x8x8")
+    path.write_text(f'arch,acc\n"{a.to_string()}",0.5\n"{a.to_string()}",0.5\n"{b.to_string()}",\n')
+    assert archive.import_csv(path, task="t", input_shape="3x8x8") == 2  # a repeated identical row is one
+    path.write_text(f'arch,acc\n"{b.to_string()}",0.25\n')
+    with pytest.raises(ArchiveError, match=r"conflicts with the archive: .* stored as failed, this row says val_acc 0.25"):
+        archive.import_csv(path, task="t", input_shape="3x8x8")

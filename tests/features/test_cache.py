@@ -60,3 +60,33 @@ def test_recaching_a_cached_featuriser_keeps_columns_apart():
     twice = cached(cached(plain, MemoryStore(), "t"), MemoryStore(), "t")
     assert featuriser_key(twice.parts[0]) == featuriser_key(plain.parts[0]) != featuriser_key(twice.parts[1])
     np.testing.assert_array_equal(twice.fit([cell]).transform([cell]), plain.fit([cell]).transform([cell]))
+
+
+class Refusing(GRAF):
+    """Refuses (all-NaN row) the first architecture it sees, as a featuriser guard does."""
+
+    calls = 0
+
+    def transform(self, X):
+        out = super().transform(list(X))
+        Refusing.calls += len(out)
+        out[0] = np.nan
+        return out
+
+
+def test_refused_rows_are_not_cached(tmp_path):
+    xs = archs(3)
+    with Archive(tmp_path / "a.sqlite") as archive:
+        f = CachedFeaturiser(Refusing(), archive, "t")
+        assert np.isnan(f.transform(xs[:1])).all()
+        assert Refusing.calls == 1
+        f.transform(xs[:1])  # not cached: asked again (a guard may admit it next time)
+        assert Refusing.calls == 2
+
+
+def test_guards_are_left_out_of_the_cache_key():
+    from features.zcp import ZeroCostProxies  # deferred: torch
+
+    loose, strict = ZeroCostProxies(max_params=None), ZeroCostProxies(max_params=10)
+    assert featuriser_key(loose) == featuriser_key(strict)
+    assert featuriser_key(ZeroCostProxies(batch_size=32)) != featuriser_key(loose)  # values do change
