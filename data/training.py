@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nas.jsonsafe import read_json_object
 from nas.versions import software_version
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,7 @@ def get_protocol(spec: "str | TrainingProtocol | Mapping[str, Any]") -> Training
 
 def _protocol_file(path: str) -> TrainingProtocol:
     """A protocol from a JSON file of fields; every problem is a ``ValueError`` naming the file (and field)."""
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"protocol file {path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"protocol file {path}: expected a JSON object of protocol fields, got {type(data).__name__}")
+    data = read_json_object(path, f"protocol file {path}")
     try:
         return TrainingProtocol.from_dict(data)
     except ValueError as exc:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["jsonable"]
+__all__ = ["jsonable", "read_json_object"]
 
 
 def jsonable(value: Any, where: str = "value", nonfinite: Literal["null", "error"] = "null") -> Any:
@@ -46,3 +47,16 @@ def jsonable(value: Any, where: str = "value", nonfinite: Literal["null", "error
             out[k] = jsonable(v, f"{where}.{k}", nonfinite)
         return out
     raise TypeError(f"{where} holds a {type(value).__name__}, which cannot be written as JSON")
+
+
+def read_json_object(path: str, what: str) -> dict:
+    """The JSON object in file ``path``; anything else (unreadable JSON, a list, a number) is a ``ValueError``
+    that names ``what`` the file is meant to be (e.g. ``"protocol file x.json"``), for a one-line CLI error."""
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data

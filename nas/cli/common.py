@@ -12,6 +12,7 @@ from data.archive import Archive
 from nas.architecture import Architecture, parse_shape
 from nas.cells import from_cell_string
 from nas.grammar import grammar_names
+from nas.jsonsafe import read_json_object
 from nas.seeds import SEEDS, get_seed
 
 DEFAULT_SHAPE = "3x32x32"
@@ -159,13 +160,7 @@ def read_run_ref(path: str) -> tuple[str, str, str]:
     """``(archive, run name, label)`` of a run directory written by ``nas search`` or ``nas quickstart``; a
     ``run.json`` that is not what ``write_run_ref`` writes is a ``ValueError`` naming it."""
     ref = os.path.join(path, "run.json")
-    with open(ref, encoding="utf-8") as fh:
-        try:
-            info = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{ref}: not valid JSON ({exc})") from None
-    if not isinstance(info, dict):
-        raise ValueError(f"{ref}: expected a JSON object with 'archive' and 'run', got {type(info).__name__}")
+    info = read_json_object(ref, ref)
     for key in ("archive", "run", "label"):
         if not isinstance(info.get(key, ""), str) or (key != "label" and not info.get(key)):
             raise ValueError(f"{ref}: {key!r} must be a non-empty string, got {info.get(key)!r}")
