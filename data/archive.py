@@ -4,8 +4,10 @@ Tables: ``architectures`` (canonical string, hash, grammar, input shape, JSON), 
 architecture, task, protocol and seed; metrics as JSON, status, reason, seconds, time, software version),
 ``features`` (cached feature vectors keyed by architecture, task, featuriser name and version, stored as
 little-endian float64 bytes with the column names kept once per featuriser), ``runs`` (what filled the
-archive, with its configuration) and ``search_history`` (each search run's told results in order, trained or
-looked up: one evaluation can appear in the histories of several runs).  Every insert is idempotent, so re-running a job never duplicates rows.
+archive, with its configuration), ``search_history`` (each search run's told results in order, trained or
+looked up: one evaluation can appear in the histories of several runs) and ``run_locks`` (the one process
+writing each run, see ``data.runlock``; added to older archives when they are opened for writing).  Every
+insert is idempotent, so re-running a job never duplicates rows.
 CSV export/import uses the columns of the published LM data (``arch``, ``arch_long``, ``acc``).  No pickle.
 """
 
@@ -18,12 +20,14 @@ import math
 import os
 import pathlib
 import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from nas.architecture import Architecture
+from data.runlock import STALE_SECONDS, RunBusy, RunHolder, stale_reason
 from data.tasks import get_task
 from data.training import FAILED, OK, Evaluation, timestamp
 from nas.jsonsafe import jsonable
@@ -88,6 +92,16 @@ CREATE TABLE IF NOT EXISTS search_history (
     info TEXT NOT NULL,
     created TEXT NOT NULL,
     PRIMARY KEY (run, seq)
+);
+CREATE TABLE IF NOT EXISTS run_locks (
+    run TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,
+    since REAL NOT NULL,
+    heartbeat REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
@@ -403,11 +417,18 @@ class Archive:
                        strategy_seconds: float, info: dict[str, Any]) -> None:
         """Record step ``seq`` of search run ``run``: which evaluation was told, whether the run trained it
         (``trained``) or looked it up (``duplicate``), and the run's cumulative clocks."""
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run, seq, evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed), source,
-                 float(wall), float(strategy_seconds), json.dumps(jsonable(info, "history info"), sort_keys=True), timestamp()))
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT INTO search_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run, seq, evaluation.arch_hash, evaluation.task, evaluation.protocol, int(evaluation.seed),
+                     source, float(wall), float(strategy_seconds),
+                     json.dumps(jsonable(info, "history info"), sort_keys=True), timestamp()))
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise
+            raise ArchiveError(f"{self.path}: step {seq} of run {run!r} was already recorded by another process; "
+                               "a run has one writer at a time") from None
 
     def history(self, run: str) -> list[tuple[int, Evaluation, str, float, float, dict[str, Any]]]:
         """Search run ``run``'s steps in order: ``(seq, evaluation, source, wall, strategy_seconds, info)``."""
@@ -427,6 +448,52 @@ class Archive:
             {"name": n, "kind": k, "config": json.loads(c), "created": cr, "updated": u}
             for n, k, c, cr, u in self._db.execute("SELECT name, kind, config, created, updated FROM runs ORDER BY created")
         ]
+
+    # -- run locks: one writer per run ---------------------------------------------------------------
+
+    def claim_run(self, run: str, stale_after: float = STALE_SECONDS) -> RunHolder:
+        """Make this process the one writer of run ``run`` and return its ``RunHolder`` (keep it for
+        ``beat_run`` and ``release_run``).  Claimed in one write transaction, so of two processes (on any
+        machines sharing the file) one wins; a stale holder (see ``data.runlock.stale_reason``) is taken over.
+        ``RunBusy`` (one line naming the run and its holder) when a live process holds it."""
+        me = RunHolder.for_this_process(run)
+        with self._transaction():
+            held = self._holder(run)
+            if held is not None:
+                reason = stale_reason(held, me.since, stale_after)
+                if reason is None:
+                    raise RunBusy(f"run {run!r} of {self.path} is being written by another process "
+                                  f"({held.describe()}); wait for it to finish (a holder silent for "
+                                  f"{stale_after:.0f} s is taken over), or choose another run name")
+                log.warning("run %s: taking over from %s (%s)", run, held.describe(), reason)
+            self._db.execute("INSERT OR REPLACE INTO run_locks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (me.run, me.owner, me.host, me.machine, me.pid, me.pid_start, me.since, me.heartbeat))
+        return me
+
+    def beat_run(self, holder: RunHolder) -> bool:
+        """Record that ``holder`` is alive; ``False`` when it no longer holds its run (taken over as stale)."""
+        with self._transaction():
+            cur = self._db.execute("UPDATE run_locks SET heartbeat = ? WHERE run = ? AND owner = ?",
+                                   (time.time(), holder.run, holder.owner))
+        return cur.rowcount == 1
+
+    def release_run(self, holder: RunHolder) -> bool:
+        """Give up ``holder``'s run (nothing happens where another process has taken it over)."""
+        with self._transaction():
+            cur = self._db.execute("DELETE FROM run_locks WHERE run = ? AND owner = ?", (holder.run, holder.owner))
+        return cur.rowcount == 1
+
+    def run_holder(self, run: str) -> RunHolder | None:
+        """The recorded holder of run ``run`` (it may be stale), or ``None``; works on read-only archives."""
+        try:
+            return self._holder(run)
+        except sqlite3.OperationalError:  # a read-only open of an archive written before run locks existed
+            return None
+
+    def _holder(self, run: str) -> RunHolder | None:
+        row = self._db.execute("SELECT run, owner, host, machine, pid, pid_start, since, heartbeat FROM run_locks "
+                               "WHERE run = ?", (run,)).fetchone()
+        return None if row is None else RunHolder(*row)
 
     # -- CSV -----------------------------------------------------------------------------------------
 

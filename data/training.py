@@ -5,7 +5,8 @@ decay 3e-4, cosine schedule stepped per epoch, batch 256, 8 epochs, no augmentat
 accuracy after the final epoch).  ``PROTOCOLS["reduced"]`` is the named CPU protocol used to fill archives
 on a laptop.  A candidate that fails (an exception, a non-finite loss, over its time or memory budget)
 yields an ``Evaluation`` with status ``failed`` and a reason; ``train_and_evaluate`` never raises for a
-candidate's fault.
+candidate's fault.  ``fit_network`` is the training itself, on any split, returning the trained network
+(``data.final`` uses it to retrain on train+valid).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from data.task import Split
 from nas.jsonsafe import read_json_object
 from nas.versions import software_version
 
@@ -215,7 +217,8 @@ def estimate_memory_mb(arch, num_classes: int, batch_size: int) -> float:
 
 
 class CandidateFailure(Exception):
-    """Internal: the candidate failed in a way that becomes a ``failed`` evaluation with this reason."""
+    """The candidate failed (shape, time or memory budget, non-finite loss): ``failure_reason`` records its
+    message as the reason of a ``failed`` evaluation."""
 
 
 def _normalizer(x, mode: str):
@@ -264,20 +267,25 @@ def train_and_evaluate(
                        device="table")
     try:
         metrics = _train(arch, task, protocol, seed, device, start)
-    except CandidateFailure as exc:
-        return _record(arch, task.name, protocol, seed, FAILED, reason=str(exc),
-                       seconds=time.perf_counter() - start, device=device)
     except Exception as exc:  # the candidate's fault: record it, the caller goes on
-        reason = f"{type(exc).__name__}: {exc}"
-        if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError):
-            reason = f"out of memory: {reason}"
-        else:
-            reason = f"exception: {reason}"
+        reason = failure_reason(exc)
         log.info("candidate %s failed: %s", arch.hash[:12], reason)
-        return _record(arch, task.name, protocol, seed, FAILED, reason=reason[:2000],
+        return _record(arch, task.name, protocol, seed, FAILED, reason=reason,
                        seconds=time.perf_counter() - start, device=device)
     return _record(arch, task.name, protocol, seed, OK, metrics=metrics, seconds=time.perf_counter() - start,
                    device=device)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one-line reason recorded when training a candidate raised ``exc``: a ``CandidateFailure``'s own
+    message (time, memory, shape, non-finite loss), else the exception named, marked ``out of memory`` or
+    ``exception``; at most 2,000 characters."""
+    if isinstance(exc, CandidateFailure):
+        return str(exc)[:2000]
+    reason = f"{type(exc).__name__}: {exc}"
+    if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError):
+        return f"out of memory: {reason}"[:2000]
+    return f"exception: {reason}"[:2000]
 
 
 def _check_budgets(arch, task, protocol: TrainingProtocol) -> None:
@@ -333,22 +341,45 @@ def _epoch(net, opt, xtr, ytr, order, protocol: TrainingProtocol, steps_per_epoc
     return float(loss_sum) / seen, int(correct) / seen
 
 
-def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
+@dataclass
+class FittedNetwork:
+    """A network trained by ``fit_network``: ``net`` (a ``torch.nn.Module`` that expects standardised inputs),
+    the per-channel ``mean`` and ``std`` of the training inputs it was trained with (tensors shaped to
+    broadcast over a batch; ``None`` when the protocol does not normalise) and the training metrics."""
+
+    net: Any
+    mean: Any
+    std: Any
+    metrics: dict[str, float]
+
+    def inputs(self, x: np.ndarray) -> Any:
+        """``x`` as a float32 tensor on the network's device, standardised as the training inputs were."""
+        import torch  # deferred: torch
+
+        t = _tensor(x, next(self.net.parameters()).device, torch.float32)
+        return t if self.mean is None else (t - self.mean) / self.std
+
+
+def fit_network(arch, task, train: Split, protocol: TrainingProtocol, seed: int = 0, device: str = "cpu",
+                start: float | None = None) -> FittedNetwork:
+    """Compile ``arch`` for ``task`` (its class count and input shape) and train it on ``train`` under
+    ``protocol`` with ``seed`` (weights and batch order from private generators: deterministic on one
+    machine); ``start`` (a ``time.perf_counter`` value, default now) is when the time budget began.  Raises
+    ``CandidateFailure`` (or whatever the network raised) for the candidate's fault: ``failure_reason``
+    turns it into the recorded reason."""
     import torch  # deferred: torch
 
     from nas.compile import compile_architecture  # deferred: nas.compile imports torch
 
+    start = time.perf_counter() if start is None else start
     _check_budgets(arch, task, protocol)
     dev = torch.device(device)
-    train = task.train.head(protocol.train_subset)
-    valid = task.valid.head(protocol.valid_subset)
     # GPU-resident data: the whole (small) split moves to the device once.
     xtr, ytr = _tensor(train.x, dev, torch.float32), _tensor(train.y, dev, torch.long)
-    xva, yva = _tensor(valid.x, dev, torch.float32), _tensor(valid.y, dev, torch.long)
     mean = std = None
     if protocol.normalize and len(xtr) > 1:
         mean, std = _normalizer(xtr, arch.input_mode)
-        xtr, xva = (xtr - mean) / std, (xva - mean) / std
+        xtr = (xtr - mean) / std
 
     net = compile_architecture(arch, task.num_classes, col_pool=protocol.col_pool, seed=seed).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
@@ -370,20 +401,35 @@ def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start
         if sched is not None:
             sched.step()
         epoch_seconds.append(time.perf_counter() - t0)
-    val_acc, val_loss = _accuracy(net, xva, yva, max(bs, 256))
-    if not math.isfinite(val_loss):
-        raise CandidateFailure(f"non-finite validation loss ({val_loss})")
+    net.eval()
     metrics = {
-        "val_acc": val_acc, "val_loss": val_loss, "train_acc": train_acc, "train_loss": train_loss,
+        "train_acc": train_acc, "train_loss": train_loss,
         "epochs": protocol.epochs, "steps": protocol.epochs * steps_per_epoch,
         "seconds_per_epoch": float(np.mean(epoch_seconds)),
         "params": arch.num_params + arch.head_params(task.num_classes, protocol.col_pool), "flops": arch.flops,
     }
+    return FittedNetwork(net, mean, std, metrics)
+
+
+def score(net, x, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of ``net`` on inputs ``x`` (a tensor on its device, as the network
+    takes them) and labels ``y``."""
+    import torch  # deferred: torch
+
+    return _accuracy(net, x, _tensor(y, x.device, torch.long), batch_size)
+
+
+def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
+    fitted = fit_network(arch, task, task.train.head(protocol.train_subset), protocol, seed, device, start)
+    valid = task.valid.head(protocol.valid_subset)
+    eval_batch = max(protocol.batch_size, 256)
+    val_acc, val_loss = score(fitted.net, fitted.inputs(valid.x), valid.y, eval_batch)
+    if not math.isfinite(val_loss):
+        raise CandidateFailure(f"non-finite validation loss ({val_loss})")
+    metrics = {"val_acc": val_acc, "val_loss": val_loss} | fitted.metrics
     if protocol.evaluate_test:
-        xte, yte = _tensor(task.test.x, dev, torch.float32), _tensor(task.test.y, dev, torch.long)
-        if mean is not None:
-            xte = (xte - mean) / std
-        metrics["test_acc"], metrics["test_loss"] = _accuracy(net, xte, yte, max(bs, 256))
+        metrics["test_acc"], metrics["test_loss"] = score(fitted.net, fitted.inputs(task.test.x), task.test.y,
+                                                          eval_batch)
     return metrics
 
 

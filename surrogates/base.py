@@ -498,8 +498,8 @@ class FeatureSurrogate(Surrogate):
         X = self.check_X_
         if recorded.size != len(X):
             raise PersistenceError(f"{path}: {len(X)} check rows but {recorded.size} recorded predictions")
-        if not len(X):
-            return
+        if not len(X):  # a forged folder without check rows would load unchecked
+            raise PersistenceError(f"{path}: no check rows: the saved model cannot be verified")
         now = self.predict_matrix(X)
         diff = np.abs(now - recorded)
         if not np.all((np.isfinite(diff) & (diff <= folder.CHECK_TOLERANCE)) | (np.isnan(now) & np.isnan(recorded))):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from data.task import grammar_of
 from surrogates.base import Surrogate
 from surrogates.ensemble import EnsembleSurrogate
 from surrogates.lm import LMSurrogate
@@ -33,9 +32,11 @@ KINDS: Mapping[str, type[Surrogate]] = {cls.kind: cls for cls in (TabularSurroga
                                                                     TransferSurrogate, LMSurrogate)}
 
 
-def _grammar_of(task: Any) -> str:
-    """The grammar of ``task``'s architectures (the LM's token vocabulary); einspace when the task names none."""
-    return grammar_of(task)
+def _grammar_of(task: Any) -> str | None:
+    """The grammar a task object names (the LM's token vocabulary); None for a task name or a task that names
+    none, and the LM takes the grammar of the architectures it is fitted on."""
+    grammar = getattr(task, "grammar", None)
+    return grammar if isinstance(grammar, str) else None
 
 
 def surrogate_names() -> tuple[str, ...]:

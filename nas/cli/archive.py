@@ -1,20 +1,23 @@
-"""``nas evaluate`` and ``nas archive build|info|export|import|upgrade``."""
+"""``nas evaluate``, ``nas final`` and ``nas archive build|info|export|import|upgrade``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import nullcontext
 from typing import Any
 
 from data.archive import Archive, read_csv_evaluations, upgrade_archive
+from data.final import FINAL_FILE, FinalEvaluation, check_target, final_evaluate, require_trainable, save_final
 from data.task import grammar_of
 from data.tasks import get_task
-from data.training import get_protocol, train_and_evaluate
+from data.training import Evaluation, TrainingProtocol, get_protocol, train_and_evaluate
+from nas.architecture import Architecture
 from nas.cli.common import (PROTOCOLS_HELP, SAMPLING_BUDGETS, add_grammar_arg, add_sampling_budget_arg, add_task_args,
-                            deprecated_alias, task_architecture)
-from nas.cli.options import positive_int, protocol_spec
+                            deprecated_alias, read_run_ref, task_architecture)
+from nas.cli.options import positive_int, print_error, protocol_spec
 from nas.grammar import get_grammar
 from nas.grammar.core import Grammar
 
@@ -40,6 +43,80 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     record = ev.to_dict() | {"arch": arch.to_string()}
     print(json.dumps(record, indent=2 if not args.json else None))
     return 0 if ev.ok else 1
+
+
+def final_to_folder(arch: Architecture, task: Any, protocol: "TrainingProtocol | str", seed: int, device: str,
+                    output: str, validation: Evaluation | None = None, replace: bool = False) -> FinalEvaluation:
+    """Final evaluation of ``arch`` on ``task`` (``data.final.final_evaluate``) saved to the folder ``output``;
+    a task without data and an existing ``output`` (unless ``replace``) are refused before any training."""
+    require_trainable(task)
+    check_target(output, replace)
+    result = final_evaluate(arch, task, protocol, seed=seed, device=device, validation=validation)
+    save_final(result, output, replace=replace)
+    return result
+
+
+def final_outcome(result: FinalEvaluation, output: str) -> dict[str, Any]:
+    """The short record of a final evaluation that commands print: folder, status, accuracies, reason."""
+    return {"dir": output, "status": result.status, "test_acc": result.metrics.get("test_acc"),
+            "val_acc": result.metrics.get("val_acc"), "protocol": result.protocol.key, "seed": result.seed,
+            "reason": result.reason}
+
+
+def report_final_failure(command: str, result: FinalEvaluation, output: str) -> int:
+    """Exit status 0 for a final evaluation that succeeded; else one line on stderr and 2."""
+    if result.ok:
+        return 0
+    print_error(command, f"final evaluation of {result.arch.hash[:12]} failed: {result.reason} "
+                         f"(recorded in {os.path.join(output, FINAL_FILE)})")
+    return 2
+
+
+def run_best(run_dir: str) -> tuple[Architecture, Evaluation, dict[str, Any]]:
+    """The best architecture of the search run in ``run_dir`` by validation accuracy, its evaluation and the
+    run's configuration (task, task seed, protocol fields, training seed)."""
+    from nas.search import summarize  # deferred: the search engine (scipy, networkx)
+
+    archive_path, run, _ = read_run_ref(run_dir)
+    if not os.path.isfile(archive_path):
+        raise ValueError(f"{run_dir}: its archive {archive_path} does not exist")
+    with Archive(archive_path, readonly=True) as archive:
+        summary = summarize(archive, run)
+        config = {r["name"]: r for r in archive.runs()}[run]["config"]
+        if not isinstance(config.get("protocol"), dict) or "task_seed" not in config:
+            raise ValueError(f"{run_dir}: run {run!r} did not train on a task (an objective function?); "
+                             "there is no task to retrain its best network on")
+        best = summary["best"]
+        if best is None:
+            raise ValueError(f"{run_dir}: run {run!r} has no successful evaluation to retrain")
+        arch = archive.architecture(best["hash"])
+        evaluation = archive.get_evaluation(best["hash"], summary["task"], summary["protocol"], config["train_seed"])
+    return arch, evaluation, config
+
+
+def cmd_final(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch  # deferred: torch
+
+        torch.set_num_threads(args.threads)
+    if args.run_dir:
+        if args.arch or args.task:
+            raise ValueError("give either ARCH with --task, or --run-dir (its task and best architecture), not both")
+        arch, validation, config = run_best(args.run_dir)
+        task = get_task(config["task"], seed=config["task_seed"])
+        protocol = args.protocol or TrainingProtocol.from_dict(config["protocol"])
+        seed = config["train_seed"] if args.train_seed is None else args.train_seed
+        output = args.output or os.path.join(args.run_dir, "final")
+    else:
+        if not args.arch or not args.task or not args.output:
+            raise ValueError("nas final needs ARCH, --task and -o DIR (or --run-dir RUN_DIR)")
+        task = get_task(args.task, seed=args.task_seed)
+        require_trainable(task)
+        arch, validation = task_architecture(args.arch, task, args.grammar), None
+        protocol, seed, output = args.protocol or "reduced", args.train_seed or 0, args.output
+    result = final_to_folder(arch, task, protocol, seed, args.device, output, validation)
+    print(json.dumps(final_outcome(result, output), indent=2))
+    return report_final_failure(args.command, result, output)
 
 
 def fill_archive(archive: Archive, task: str, n: int, **options: Any) -> dict:
@@ -163,6 +240,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--archive", help="also store the evaluation in this archive")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("final", help="retrain an architecture on train+valid, report test accuracy, save the network",
+                       description="Final evaluation: train ARCH (or the best architecture of a search run) on the "
+                       "task's training and validation examples together and score it on the test split. Writes DIR/"
+                       "arch.txt, DIR/model.safetensors and DIR/final.json (test and validation accuracy, protocol, "
+                       "task fingerprint, seed, versions); data.final.load_network(DIR) rebuilds the network.")
+    p.add_argument("arch", nargs="?", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
+    add_task_args(p, help="task name or Unseen-NAS folder (with ARCH)")
+    p.add_argument("--run-dir", default=None,
+                   help="instead of ARCH and --task: retrain the best architecture (by validation accuracy) of the "
+                   "search run in this folder, on its task, with its protocol and training seed")
+    p.add_argument("-o", "--output", default=None, help="folder to write; must not exist (default with --run-dir: "
+                   "RUN_DIR/final)")
+    p.add_argument("--protocol", type=protocol_spec, default=None,
+                   help=PROTOCOLS_HELP + " (default: the run's protocol with --run-dir, else reduced)")
+    p.add_argument("--train-seed", type=int, default=None,
+                   help="training seed (default: the run's with --run-dir, else 0)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    add_grammar_arg(p)
+    p.set_defaults(func=cmd_final)
 
     p = sub.add_parser("archive", help="build, inspect, export or import an archive of evaluated networks")
     p.add_argument("action", choices=(*ACTIONS, "import", "upgrade"),

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from data.archive import Archive
 from nas.architecture import Architecture, parse_shape
 from nas.cells import from_cell_string
+from nas.cli.options import positive_float, positive_int
 from nas.grammar import grammar_names
 from nas.jsonsafe import read_json_object
 from nas.seeds import SEEDS, get_seed
@@ -24,6 +25,9 @@ PROTOCOLS_HELP = ("published (the paper's: 8 epochs, batch 256), reduced (CPU: 5
 #: ``surrogates.registry`` (spelled out here so that building the parser imports no surrogate; a test keeps
 #: the two equal).
 SURROGATE_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble", "lm", "transfer")
+#: ``surrogates.lm.ENCODINGS`` and ``TARGETS`` (the LM's choices), spelled out for the same reason.
+LM_ENCODINGS = ("long", "compact", "tokens")
+LM_TARGETS = ("raw", "ecdf", "minmax")
 #: The named sampling budgets of ``nas.search.budgets.BUDGETS``, spelled out for the same reason.
 SAMPLING_BUDGETS = ("cpu", "default")
 
@@ -67,16 +71,23 @@ def add_grammar_arg(p: argparse.ArgumentParser, default: str | None = "einspace"
 
 
 def add_lm_args(p: argparse.ArgumentParser, deprecated: bool = False) -> None:
-    """``--lm-encoding``, ``--lm-epochs``, ``--lm-layers`` and ``--lm-path``: ``LMSurrogate`` parameters used when
-    the surrogate is ``lm`` (``lm_params``); ``deprecated`` also accepts the old spellings of ``nas surrogate``
-    (``--encoding``, ``--epochs``, ``--num-layers``)."""
-    encodings = ("long", "compact", "tokens")
-    p.add_argument("--lm-encoding", default=None, choices=encodings, help="lm: input encoding")
-    p.add_argument("--lm-epochs", type=int, default=None, help="lm: fine-tuning epochs")
-    p.add_argument("--lm-layers", type=int, default=None, help="lm: keep the first N encoder layers")
+    """``--lm-encoding``, ``--lm-target``, ``--lm-lr``, ``--lm-epochs``, ``--lm-layers`` and ``--lm-path``:
+    ``LMSurrogate`` parameters used when the surrogate is ``lm`` (``lm_params``); an option left out keeps the
+    LM's default (the help names it; a test keeps the two equal).  ``deprecated`` also accepts the old spellings
+    of ``nas surrogate`` (``--encoding``, ``--epochs``, ``--num-layers``)."""
+    p.add_argument("--lm-encoding", default=None, choices=LM_ENCODINGS,
+                   help="lm: input encoding: grammar tokens, the compact string or the published long string "
+                   "(default tokens)")
+    p.add_argument("--lm-target", default=None, choices=LM_TARGETS,
+                   help="lm: target the LM regresses: ecdf (rank of the accuracy among the training "
+                   "architectures), minmax or raw accuracy; predictions are on this scale (default ecdf)")
+    p.add_argument("--lm-lr", type=positive_float, default=None, help="lm: AdamW learning rate (default 1e-4)")
+    p.add_argument("--lm-epochs", type=positive_int, default=None, help="lm: fine-tuning epochs (default 10)")
+    p.add_argument("--lm-layers", type=positive_int, default=None,
+                   help="lm: keep the first N encoder layers (default all)")
     p.add_argument("--lm-path", default=None, help="lm: a local Hugging Face model folder (default: packaged MiniLM)")
     if deprecated:
-        deprecated_alias(p, "--encoding", "--lm-encoding", "lm_encoding", choices=encodings)
+        deprecated_alias(p, "--encoding", "--lm-encoding", "lm_encoding", choices=LM_ENCODINGS)
         deprecated_alias(p, "--epochs", "--lm-epochs", "lm_epochs", type=int)
         deprecated_alias(p, "--num-layers", "--lm-layers", "lm_layers", type=int)
 
@@ -85,8 +96,8 @@ def lm_params(args: argparse.Namespace, model: str | None) -> dict[str, Any]:
     """The ``LMSurrogate`` parameters given with ``add_lm_args`` options, when ``model`` is ``lm`` (none otherwise)."""
     if model != "lm":
         return {}
-    given = (("encoding", args.lm_encoding), ("epochs", args.lm_epochs), ("num_layers", args.lm_layers),
-             ("model_path", args.lm_path))
+    given = (("encoding", args.lm_encoding), ("target", args.lm_target), ("lr", args.lm_lr),
+             ("epochs", args.lm_epochs), ("num_layers", args.lm_layers), ("model_path", args.lm_path))
     return {k: v for k, v in given if v is not None}
 
 

@@ -1,4 +1,5 @@
-"""``nas search``, ``nas status`` and ``nas compare``; the one place the CLI builds strategies and runs searches."""
+"""``nas search`` (with ``--final``: the best network retrained and exported), ``nas status`` and ``nas compare``;
+the one place the CLI builds strategies and runs searches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from typing import Any
 
 from data.archive import Archive
+from data.final import require_trainable
 from data.tasks import get_task
+from nas.cli.archive import final_outcome, final_to_folder, report_final_failure, run_best
 from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_sampling_budget_arg, add_task_args,
                             fit_transfer_surrogate, lm_params, read_run_ref, write_run_ref)
 from nas.cli.options import positive_float, positive_int, protocol_spec
@@ -92,6 +95,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.search.report import plot_best_so_far  # deferred: the search engine, matplotlib
 
     task = get_task(args.task, seed=args.task_seed)
+    if args.final:  # refused before the search, not after it
+        try:
+            require_trainable(task)
+        except ValueError as exc:
+            raise ValueError(f"--final: {exc}") from None
     strategy = make_search_strategy(args.strategy, task, args.seed, args.sampling_budget, args.surrogate,
                                     args.features, lm_params(args, args.surrogate), args.source_archive,
                                     seed_arch=args.seed_arch,
@@ -104,8 +112,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                          train_seed=args.train_seed, workers=args.workers, task_seed=args.task_seed,
                          device=args.device)
     plot_best_so_far([read_run_ref(args.run_dir)], os.path.join(args.run_dir, "best_so_far.png"))
+    if not args.final:
+        print(json.dumps(summary, indent=2))
+        return 0
+    result, output = _final_after_search(args, task)
+    summary["final"] = final_outcome(result, output)
     print(json.dumps(summary, indent=2))
-    return 0
+    return report_final_failure(args.command, result, output)
+
+
+def _final_after_search(args: argparse.Namespace, task: Any) -> tuple[Any, str]:
+    """``nas search --final``: the run's best architecture retrained on train+valid and saved to RUN_DIR/final
+    (replacing an earlier one: re-running the command re-does it, with the same result)."""
+    arch, validation, _ = run_best(args.run_dir)
+    output = os.path.join(args.run_dir, "final")
+    print(f"final evaluation: retraining the best network (val_acc {validation.val_acc:.4f}) on train+valid, "
+          f"writing {output}", file=sys.stderr)
+    result = final_to_folder(arch, task, args.final_protocol or args.protocol, args.train_seed, args.device, output,
+                             validation, replace=True)
+    return result, output
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -184,6 +209,11 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where evaluations run (default %(default)s)")
     p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
+    p.add_argument("--final", action="store_true",
+                   help="after the search, retrain the best network on train+valid, report its test accuracy and "
+                   "save it to RUN_DIR/final (as nas final --run-dir; not for look-up-table tasks)")
+    p.add_argument("--final-protocol", type=protocol_spec, default=None,
+                   help="--final: the protocol of the final training (default: --protocol)")
     p.set_defaults(func=cmd_search)
 
 

@@ -42,7 +42,9 @@ def _fit(args: argparse.Namespace) -> int:
             surrogate = workflows.fit_on_archive(archive, args.task, args.model, args.features, args.protocol_key,
                                                  args.seed, **lm_params(args, args.model))
     save_surrogate(surrogate, args.output)
-    print(f"saved {type(surrogate).__name__} to {args.output}", file=sys.stderr)
+    tau = getattr(surrogate, "train_kendall_tau_", None)  # the LM's check of its own fit
+    fit = "" if tau is None else f" (Kendall τ on its training data {tau:.3f})"
+    print(f"saved {type(surrogate).__name__} to {args.output}{fit}", file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,13 @@ history rows and ``budget_seconds`` the run's wall-clock summed over its session
 ``budget_evals`` counts the run's stored evaluations, and nothing is replayed.  Once a budget is reached no
 new candidate is asked; evaluations in flight are waited for and recorded.
 
+One process writes a run at a time: the engine claims the run's lock in the archive (``Archive.claim_run``)
+before reading anything of the run, so a second process on the same run refuses at once with ``RunBusy``
+(naming the holder).  It heartbeats on every result and from a background thread every
+``heartbeat_every`` seconds, and releases the lock when the run ends, normally or by an exception; a holder
+killed with -9 leaves a stale lock that the next run takes over (at once on the same machine).  A run
+whose lock was taken over (it stalled for longer than ``stale_after``) stops with ``RunBusy``.
+
 Worker errors (an exception from a future: a killed Dask worker, a broken process pool, a job that could
 not be set up) record nothing: the job is logged and submitted again up to ``max_retries`` times, then
 dropped (the strategy is never told about it, and another candidate is asked).  A process pool the engine
@@ -26,12 +33,15 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
+import threading
 import time
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from data.archive import Archive
+from data.archive import Archive, ArchiveError
+from data.runlock import HEARTBEAT_SECONDS, STALE_SECONDS, RunBusy, RunHolder
 from data.training import Evaluation
 from nas.architecture import Architecture
 from nas.progress import Progress
@@ -53,6 +63,37 @@ class _Job:
     call: tuple[Callable[..., Any], tuple]
     tries: int = 1
     waiters: list[dict] = field(default_factory=list)  # asks of the same architecture while it is in flight
+
+
+class _Heartbeat:
+    """Heartbeats ``holder``'s lock every ``every`` seconds from a thread with its own connection, so a run
+    whose evaluations take longer than the stale time keeps its lock; ``lost`` once another process took it."""
+
+    def __init__(self, path: str, holder: RunHolder, every: float) -> None:
+        self.path, self.holder, self.every = path, holder, every
+        self.lost = False
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat {holder.run}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        archive = None
+        try:
+            while not self._stopping.wait(self.every):
+                try:
+                    archive = archive or Archive(self.path, create=False)
+                    if not archive.beat_run(self.holder):
+                        self.lost = True
+                        return
+                except (sqlite3.Error, ArchiveError, OSError) as exc:  # e.g. the file busy: try again next time
+                    log.warning("run %s: heartbeat failed: %s", self.holder.run, exc)
+        finally:
+            if archive is not None:
+                archive.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
 
 
 def fresh_strategy(strategy: "Strategy | Callable[[], Strategy]") -> Strategy:
@@ -82,13 +123,15 @@ class SearchRun:
     engine); at most ``max_in_flight`` (default ``workers``) evaluations run at once.  With one evaluation in
     flight the run is the same on any executor.  ``history=False`` makes an archive build (see the module).
     ``progress`` reports the steps, ``label`` naming them, through ``nas.progress.Progress`` (a bar on a
-    terminal, a log line at most every 30 s otherwise, with the best val_acc of the run so far)."""
+    terminal, a log line at most every 30 s otherwise, with the best val_acc of the run so far).
+    ``stale_after`` and ``heartbeat_every`` (seconds) tune the run lock (see the module)."""
 
     def __init__(self, archive: Archive, name: str,
                  evaluation: "Evaluator | Callable[[Architecture], ObjectiveResult]", *, history: bool = True,
                  executor: Executor | None = None, workers: int = 1, max_in_flight: int | None = None,
                  max_retries: int = 1, max_consecutive_errors: int = 5, progress: bool = True,
-                 label: str | None = None) -> None:
+                 label: str | None = None, stale_after: float = STALE_SECONDS,
+                 heartbeat_every: float = HEARTBEAT_SECONDS) -> None:
         self.archive = archive
         self.name = name
         self.evaluator = as_evaluator(evaluation)
@@ -102,6 +145,7 @@ class SearchRun:
         self.max_consecutive_errors = max_consecutive_errors
         self.progress = progress
         self.label = label or f"{self.kind} {name}"
+        self.stale_after, self.heartbeat_every = stale_after, heartbeat_every
 
     # -- the public entry -------------------------------------------------------------------------
 
@@ -118,17 +162,37 @@ class SearchRun:
         if budget_evals is None and budget_seconds is None:
             log.warning("run %s: no budget given; running until the strategy stops", self.name)
         self.budget_evals, self.budget_seconds = budget_evals, budget_seconds
-        self._start(strategy, config)
-        self.pool: JobPool[_Job] = JobPool(self.executor, self.workers)
-        self.bar = Progress(budget_evals, self.label, "eval", initial=min(self.done, budget_evals or self.done),
-                            enabled=self.progress, best=self.prior_best, best_name="val_acc")
+        self.lock = self.archive.claim_run(self.name, self.stale_after)
+        self.heartbeat = _Heartbeat(self.archive.path, self.lock, self.heartbeat_every)
         try:
-            self._loop(strategy)
+            self._start(strategy, config)
+            self.pool: JobPool[_Job] = JobPool(self.executor, self.workers)
+            self.bar = Progress(budget_evals, self.label, "eval", initial=min(self.done, budget_evals or self.done),
+                                enabled=self.progress, best=self.prior_best, best_name="val_acc")
+            try:
+                self._loop(strategy)
+            finally:
+                self.bar.close()
+                self.pool.close()
         finally:
-            self.bar.close()
-            self.pool.close()
+            self._release()
         return {"stopped": self.stopped or "done", "done": self.done, **self.counts,
                 "replay_seconds": round(self.replay_seconds, 4), "strategy": strategy.stats}
+
+    # -- the run lock ------------------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        """Heartbeat before writing a result; ``RunBusy`` when another process has taken the run over."""
+        if self.heartbeat.lost or not self.archive.beat_run(self.lock):
+            raise RunBusy(f"run {self.name!r} of {self.archive.path}: another process took the run over after this "
+                          f"one gave no heartbeat for {self.stale_after:.0f} s; stopping")
+
+    def _release(self) -> None:
+        self.heartbeat.stop()
+        try:
+            self.archive.release_run(self.lock)
+        except (sqlite3.Error, ArchiveError) as exc:  # the lock goes stale and is taken over later
+            log.warning("run %s: could not release its lock: %s", self.name, exc)
 
     # -- start: record the run, replay its history --------------------------------------------------
 
@@ -209,6 +273,7 @@ class SearchRun:
         elif job is not None:
             job.waiters.append(info)
         else:
+            self._beat()
             self._record(strategy, arch, stored, DUPLICATE, info)
 
     def _finish(self, strategy: Strategy, job: _Job, future: Future) -> None:
@@ -221,10 +286,15 @@ class SearchRun:
         self.consecutive_errors = 0
         self.by_hash.pop(job.arch.hash, None)
         ev = self.evaluator.evaluation(result)
+        self._beat()
         if not self.archive.add_evaluation(ev, job.arch, run=self.name):
-            # Another process stored this evaluation meanwhile: keep the first, as the archive does.
+            # Another run stored this evaluation meanwhile: keep the first, as the archive does.  A build
+            # counts only its own rows, so for a build it is a duplicate (counts always match rows).
             e = self.evaluator
             ev = self.archive.get_evaluation(job.arch.hash, e.task, e.protocol, e.seed) or ev
+            if not self.history:
+                self.counts["duplicates"] += 1
+                return
         self._record(strategy, job.arch, ev, TRAINED, job.info)
         for info in job.waiters:
             self._record(strategy, job.arch, ev, DUPLICATE, info)

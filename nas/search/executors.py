@@ -3,20 +3,31 @@
 The run engine depends on ``concurrent.futures.Executor`` only: the in-process ``SerialExecutor`` (one
 worker), a local process pool (``make_executor(workers)``) or a Dask client's executor
 (``make_dask_executor``).  ``JobPool`` is the one submit/wait loop: it keeps the futures in flight, hands
-back finished ones, and replaces a process pool it created when that pool breaks.
+back finished ones, and replaces a process pool it created when that pool breaks.  A process pool's workers
+exit when the process that created them dies (``exit_with_parent``), so a killed run leaves no process behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: ``prctl`` option of Linux: the signal a process gets when its parent dies (``<linux/prctl.h>``).
+PR_SET_PDEATHSIG = 1
+#: Seconds between two looks at the parent by the watchdog thread (where the kernel cannot signal).
+PARENT_POLL_SECONDS = 1.0
 
 
 class SerialExecutor(Executor):
@@ -36,7 +47,47 @@ def make_executor(workers: int = 1) -> Executor:
     torch state is inherited by fork)."""
     if workers <= 1:
         return SerialExecutor()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent, initargs=(os.getpid(),))
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make this (worker) process exit when process ``parent`` dies, however it dies (kill -9 included): a
+    process pool's initializer.  On Linux the kernel kills it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``; strictly,
+    when the thread that started it ends: a pool starts its workers in the thread that submits to it, which
+    for the run engine is the thread that runs and closes the pool); elsewhere a daemon thread checks the
+    parent every ``PARENT_POLL_SECONDS``.  Once the workers are gone, multiprocessing's resource tracker
+    exits too (it ends when the last process holding its pipe does)."""
+    if not _parent_death_signal():
+        threading.Thread(target=_watch_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+    if _parent_gone(parent):  # died before the signal was armed
+        os._exit(1)
+
+
+def _parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _parent_gone(parent: int) -> bool:
+    """Whether process ``parent`` has died: this process was re-parented (POSIX), or the pipe to the parent
+    that multiprocessing keeps in every child closed (elsewhere, where the parent pid stays the same)."""
+    if os.getppid() != parent:
+        return True
+    handle = multiprocessing.parent_process()
+    return os.name == "nt" and handle is not None and not handle.is_alive()
+
+
+def _watch_parent(parent: int) -> None:
+    while not _parent_gone(parent):
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def worker_threads(workers: int) -> int | None:

@@ -36,7 +36,7 @@ def archive(tmp_path):
 def test_wal_mode_and_schema(archive):
     assert archive._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {r[0] for r in archive._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"architectures", "evaluations", "features", "feature_names", "runs", "meta"} <= names
+    assert {"architectures", "evaluations", "features", "feature_names", "runs", "meta", "run_locks"} <= names
 
 
 def test_inserts_are_idempotent(archive):
@@ -140,6 +140,15 @@ def test_runs_resume_and_refuse_a_changed_config(archive):
     with pytest.raises(ArchiveError, match="different configuration"):
         archive.start_run("r", "build", {"n": 1, "seed": 1})
     assert [r["name"] for r in archive.runs()] == ["r"]
+
+
+def test_a_history_step_recorded_twice_is_a_clear_error(archive):
+    a = archs(1)[0]
+    archive.add_evaluation(ev(a, 0.5), a)
+    archive.append_history("r", 0, ev(a, 0.5), "trained", 1.0, 0.1, {})
+    with pytest.raises(ArchiveError, match="step 0 of run 'r' was already recorded by another process"):
+        archive.append_history("r", 0, ev(a, 0.5), "duplicate", 2.0, 0.2, {})
+    assert len(archive.history("r")) == 1
 
 
 def test_not_an_archive(tmp_path):

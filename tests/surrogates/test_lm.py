@@ -15,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 from features.encodings import StringEncoder, grammar_tokens
 from nas.grammar import Budget
 from nas.sampler import Sampler
-from surrogates.lm import LMSurrogate, TargetScaler, load_lm
+from surrogates.lm import MIN_SPREAD, LMSurrogate, TargetScaler, learning_problem, load_lm
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
@@ -120,6 +120,28 @@ def test_target_scalers():
     assert np.array_equal(TargetScaler("raw").fit(y).transform(y), y)
     scaler = TargetScaler.from_dict(json.loads(json.dumps(TargetScaler("ecdf").fit(y).to_dict())))
     assert np.allclose(scaler.transform([0.3, 1.0]), [0.25, 1.0])
+
+
+def test_defaults_are_the_best_measured_settings():
+    # experiments/nb201_lm_tau.py: τ 0.758 on NB201 CIFAR-10 with these; lr 1e-5 on raw targets learnt nothing
+    params = LMSurrogate().get_params()
+    assert {k: params[k] for k in ("encoding", "target", "lr", "epochs", "batch_size")} == {
+        "encoding": "tokens", "target": "ecdf", "lr": 1e-4, "epochs": 10, "batch_size": 16}
+
+
+def test_learning_problem_spots_a_predictor_that_has_not_learnt():
+    y = np.linspace(0.6, 0.9, 30)
+    assert learning_problem(y + 0.01, y) is None  # a good predictor
+    assert learning_problem(0.5 * y, y) is None  # another scale, same ranks: fine
+    assert "almost constant" in learning_problem(np.full(30, 0.032), y)
+    wobble = 0.032 + 0.1 * MIN_SPREAD * 0.3 * np.sin(np.arange(30))  # spread a tenth of the threshold
+    assert "almost constant" in learning_problem(wobble, y)
+    assert "Kendall τ -1.000" in learning_problem(-y, y)
+    assert "NaN" in learning_problem(np.r_[y[:-1], np.nan], y)
+    assert learning_problem(np.full(5, 0.3), np.full(5, 0.7)) is None  # equal targets: nothing to learn
+    assert learning_problem([0.1], [0.2]) is None
+    with pytest.raises(ValueError, match="3 predictions for 2 targets"):
+        learning_problem([1, 2, 3], [1, 2])
 
 
 # -- with the tiny BERT ----------------------------------------------------------------------------
@@ -273,3 +295,38 @@ def test_packaged_minilm(data):
     m = LMSurrogate(num_layers=1, epochs=1, progress=False).fit(data[0][:8], data[1][:8])
     pred = m.predict(data[2][:4])
     assert pred.shape == (4,) and np.all(np.isfinite(pred))
+
+
+def not_learnt(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "has not learnt" in r.getMessage()]
+
+
+def test_fit_warns_when_the_model_predicts_a_constant(tiny, data, caplog, monkeypatch):
+    monkeypatch.setattr(LMSurrogate, "_predict_texts", lambda self, texts: np.full(len(texts), 0.032))
+    with caplog.at_level(logging.WARNING, logger="surrogates.lm"):
+        small(tiny, epochs=1, lr=1e-5, target="raw").fit(data[0][:8], data[1][:8])
+    (message,) = not_learnt(caplog)
+    assert "\n" not in message and "its 8 training architectures" in message and "almost constant" in message
+    assert "lr (now 1e-05)" in message and "target='ecdf' (now 'raw')" in message
+
+
+def test_a_model_that_learnt_raises_no_warning(fitted, data, caplog):
+    X, y = data[0], data[1]
+    with caplog.at_level(logging.WARNING, logger="surrogates.lm"):
+        fitted._check_learnt(fitted.encode(X), fitted.transform_target(y))
+    assert not_learnt(caplog) == [] and fitted.train_kendall_tau_ > 0.5
+
+
+def test_an_old_folder_loads_with_its_own_params(tiny, data, tmp_path):
+    # saved before the defaults changed: the manifest's params, not today's defaults, describe the model
+    old = dict(encoding="long", lr=1e-5, target="raw", epochs=1, batch_size=8)
+    m = small(tiny, **old).fit(data[0][:8], data[1][:8])
+    directory = m.save(tmp_path / "old")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    del manifest["training"]["kendall_tau"]  # not recorded by earlier versions
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_lm(directory)
+    assert {k: loaded.get_params()[k] for k in old} == old and loaded.target_scaler_.kind == "raw"
+    assert np.isnan(loaded.train_kendall_tau_)
+    assert np.array_equal(loaded.predict(data[2][:4]), m.predict(data[2][:4]))
