@@ -8,12 +8,12 @@ import os
 import sys
 from typing import Sequence
 
-from nas.cli import archive, features, quickstart, search, space, surrogate, tasks
+from nas.cli import archive, features, quickstart, report, search, space, surrogate, tasks
 from nas.cli.options import Parser, print_error
 from nas.errors import ArchitectureSyntaxError, InvalidArchitectureError, SamplingError
 from nas.progress import LOGGER_NAME as PROGRESS_LOGGER
 
-COMMAND_GROUPS = (space, tasks, archive, features, search, surrogate, quickstart)
+COMMAND_GROUPS = (space, tasks, archive, features, search, report, surrogate, quickstart)
 
 
 def build_parser() -> argparse.ArgumentParser:

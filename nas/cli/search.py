@@ -1,4 +1,4 @@
-"""``nas search`` (with ``--final``: the best network retrained and exported), ``nas status`` and ``nas compare``;
+"""``nas search`` (with ``--final``: the best network retrained and exported), and ``nas status``;
 the one place the CLI builds strategies and runs searches."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def run_in_dir(strategy: Any, task: str, run_dir: str, run: str, *, strategy_nam
                archive_path: str | None = None, executor: str = "local", scheduler: str | None = None,
                **options: Any) -> dict:
     """Run (or resume) ``strategy`` on ``task`` as run ``run`` of ``archive_path`` (default
-    ``RUN_DIR/archive.sqlite``), with ``RUN_DIR/run.json`` written for ``nas status`` and ``nas compare``;
+    ``RUN_DIR/archive.sqlite``), with ``RUN_DIR/run.json`` written for and ``nas status``;
     ``options`` go to ``nas.search.run_search``."""
     from nas.search import make_dask_executor, run_search  # deferred: the search engine (scipy, networkx)
 
@@ -151,17 +151,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from nas.search.report import compare, plot_best_so_far  # deferred: the search engine, matplotlib
-
-    refs = [read_run_ref(d) for d in args.run_dirs]
-    print(compare(refs))
-    if args.plot:
-        plot_best_so_far(refs, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
-    return 0
-
-
 def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="run (or resume) a search on a task; re-running the same command resumes it")
     add_task_args(p, required=True)
@@ -223,8 +212,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("compare", help="compare search runs: a Markdown table and a best-so-far plot")
-    p.add_argument("run_dirs", nargs="+")
-    p.add_argument("--plot", default=None, help="PNG file for the best-so-far plot")
-    p.set_defaults(func=cmd_compare)
