@@ -37,6 +37,29 @@ strategy, and a Markdown table.  Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search.py [--seeds 20] [--budget 300] [--population 100,50]
         [--tournament 10] [--objective-steps 1000] [--objective-top-k 5,20] [--workers 2]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search.py --nb201 [--seeds 20] [--budget 300] [--workers 2]
+
+``--objective`` compares the two surrogate-as-objective protocols on the NB201 table (``published``: a trained
+first generation of P, the RF fitted on it, 200 predicted steps, the running-best trajectory trained; ``topk``:
+as above), with plain RE read at the same number of trained candidates::
+
+    .venv/bin/python benchmarks/search.py --objective --seeds 10 --population 100 --budget 150 --objective-top-k 5
+
+``--einspace`` trains for real on offline einspace tasks (``--tasks``, default language-mini, gutenberg-mini,
+addnist-mini), ``--seeds`` paired seeds (default 5), ``--budget`` evaluations (default 100), ``--protocol``
+(default reduced), ``--workers`` evaluations in parallel per run (default 2): plain RE (``re``), filtered RE
+with a surrogate fitted during the run from the end of the initial population on (``filtered``; the default
+filter of ``nas search --strategy filtered``, or ``--features`` / ``--shortlist``), and filtered RE with a
+transfer surrogate fitted on every task of ``--source-archive`` (default the shipped one) but the target,
+filtering from the first ask and refitted on the target's results (``transfer``, every 25 evaluations: each
+refit refits on all source rows too).  Population 20, tournament 5, top-5 of 20, refit every 10.  Each (task,
+variant, seed) is one run in its own archive
+``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
+interrupted one.  Per task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median
+trained candidates and wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never),
+their medians of per-seed ratios to RE's own, and the surrogate's share of the wall-clock (featurising,
+fitting, predicting; median over runs); ``name: value unit`` lines, then ``--out/search_einspace.md``::
+
+    nice -n 5 .venv/bin/python benchmarks/search.py --einspace --workers 2 --source-archive A.sqlite
 """
 
 from __future__ import annotations
@@ -99,6 +122,9 @@ class Record:
     wall: float = 0.0
     strategy_seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    #: The run's wall-clock (cumulative, over sessions) at each history row; the surrogate's seconds in all.
+    walls: list[float] = field(default_factory=list)
+    surrogate_seconds: float = 0.0
 
     # -- curves --------------------------------------------------------------------------------
 
@@ -122,6 +148,11 @@ class Record:
         """Trained candidates (1-based count) when the best-so-far first reaches ``target``; ``inf`` if never."""
         reached = np.flatnonzero(running_best(self.vals) >= target)  # NaN (nothing yet) never reaches
         return float(max(int(np.cumsum(self.trained)[reached[0]]), 1)) if len(reached) else math.inf
+
+    def wall_to_reach(self, target: float) -> float:
+        """The run's wall-clock seconds when the best-so-far first reaches ``target``; ``inf`` if never."""
+        reached = np.flatnonzero(running_best(self.vals) >= target)
+        return float(self.walls[reached[0]]) if len(reached) else math.inf
 
     @property
     def final_best(self) -> float:
@@ -163,8 +194,8 @@ def make_strategy(name: str, seed: int, cfg: Config, task: Any, surrogate: Any =
         return factory("filtered", task, seed, surrogate=sur, mode="topk", n_candidates=cfg.n_candidates, k=cfg.k,
                        start_after=cfg.population, refit_every=cfg.refit_every, **common)
     if name == "objective":
-        return factory("objective", task, seed, surrogate=surrogate, prefit=True, steps=cfg.objective_steps,
-                       top_k=max(cfg.objective_top_k), **common)
+        return factory("objective", task, seed, surrogate=surrogate, prefit=True, protocol="topk",
+                       steps=cfg.objective_steps, top_k=max(cfg.objective_top_k), **common)
     if name == "bo":
         return factory("bo", task, seed, n_init=cfg.bo_n_init, pool_size=cfg.bo_pool_size)
     raise ValueError(f"unknown strategy {name!r}")
@@ -537,12 +568,339 @@ def main_nb201(args: argparse.Namespace) -> None:
                       indent=1)
 
 
+# -- the --objective comparison: the published surrogate-as-objective protocol against top-k --------------
+
+
+OBJECTIVE_VARIANTS = ("published", "topk")
+
+
+def run_objective_seed(seed: int, cfg: Config) -> dict[str, Record]:
+    """Both surrogate-as-objective protocols and plain RE for one seed on the NB201 table.  ``published``: one
+    run (the real first generation of P, the RF fitted on it, 200 predicted steps, the running-best trajectory
+    trained); ``topk``: the P random cells looked up, the RF fitted on them, ``cfg.objective_steps`` predicted
+    steps from a predicted population, the top ``max(cfg.objective_top_k)`` trained; ``re``: plain RE for
+    ``cfg.budget`` evaluations, read at the others' trained counts."""
+    from data.archive import Archive
+    from data.tasks import get_task
+    from nas.search import run_search
+    from nas.search.factory import make_strategy as factory, make_surrogate
+
+    task = get_task(TASK)
+    len(task)
+    out = run_seed(seed, cfg, ("re", "objective"))
+    out["topk"] = out.pop("objective")
+    with tempfile.TemporaryDirectory(prefix="bench-objective-") as tmp, \
+            Archive(os.path.join(tmp, "archive.sqlite")) as archive:
+        t0 = time.perf_counter()
+        surrogate, _ = make_surrogate(cfg.surrogate, task, cfg.features, seed=seed)
+        strategy = factory("objective", task, seed, surrogate=surrogate, prefit=False, protocol="published",
+                           population_size=cfg.population, tournament_size=cfg.tournament)
+        run_search(strategy, TASK, archive, "published", budget_evals=cfg.population + strategy.steps, progress=False)
+        rec = _record(archive, ["published"], task)
+        rec.info = {"chosen": len(strategy.ranked), "predicted": [r["predicted"] for r in strategy.records],
+                    "chosen_val": [r["val_acc"] for r in strategy.records], "seconds": time.perf_counter() - t0}
+        out["published"] = rec
+    return out
+
+
+def _objective_seed_dicts(seed: int, cfg: Config) -> dict[str, dict]:
+    return {k: asdict(v) for k, v in run_objective_seed(seed, cfg).items()}
+
+
+def objective_figures(results: Sequence[dict[str, Record]], cfg: Config) -> tuple[list[str], str]:
+    """Lines and a Markdown table comparing the two objective protocols with RE at equal trained candidates."""
+    lines, rows = [], []
+    for name in OBJECTIVE_VARIANTS:
+        recs = [r[name] for r in results]
+        trained = [sum(x.trained) for x in recs]
+        best = [x.final_best for x in recs]
+        re_same = [r["re"].best_after_trained(t) for r, t in zip(results, trained)]
+        chosen_best = [max((v for v in x.info.get("chosen_val", []) if v is not None), default=math.nan)
+                       for x in recs] if name == "published" else [math.nan]
+        m, sd = _mean_std(best)
+        rm, rsd = _mean_std(re_same)
+        wins = _paired(best, re_same)
+        lines += [f"objective {name} best_val_acc: {100 * m:.2f} % (sd {100 * sd:.2f}, {len(recs)} seeds)",
+                  f"objective {name} trained: {statistics.fmean(trained):.1f} trained candidates (min {min(trained)}, "
+                  f"max {max(trained)})",
+                  f"objective {name} re_best_at_same_trained: {100 * rm:.2f} % (sd {100 * rsd:.2f})",
+                  f"objective {name} vs_re: {_wins_text(wins)} seeds",
+                  f"objective {name} seconds_per_run: {statistics.fmean(x.info['seconds'] for x in recs):.2f} s"]
+        if name == "published":
+            cm, csd = _mean_std(chosen_best)
+            lines.append(f"objective published best_of_chosen: {100 * cm:.2f} % (sd {100 * csd:.2f}; the trajectory's "
+                         "architectures only)")
+        rows.append(f"| {name} | {100 * m:.2f} ± {100 * sd:.2f} | {statistics.fmean(trained):.1f} | "
+                    f"{100 * rm:.2f} ± {100 * rsd:.2f} | {wins[0]} / {wins[1]} / {wins[2]} |")
+    a = [r["published"].final_best for r in results]
+    b = [r["topk"].final_best for r in results]
+    lines.append(f"objective published_vs_topk: {_wins_text(_paired(a, b))} seeds")
+    table = "\n".join([
+        f"\nSurrogate as objective on NB201 CIFAR-10 (table look-ups), {len(results)} paired seeds, population "
+        f"{cfg.population}, RF on {cfg.features}; best validation accuracy in % over every trained candidate "
+        "(first generation included), mean ± sd:\n",
+        "| protocol | best val acc | trained | RE at the same trained | vs RE (better / equal / worse) |",
+        "|---|---|---|---|---|", *rows])
+    return lines, table
+
+
+def main_objective(args: argparse.Namespace) -> None:
+    """``--objective``: the published surrogate-as-objective protocol against top-k, on paired seeds."""
+    from data.training import machine
+
+    start = time.perf_counter()
+    P = int(args.population.split(",")[0])
+    top_k = tuple(int(x) for x in args.objective_top_k.split(","))
+    cfg = Config(budget=args.budget, population=P, tournament=args.tournament, objective_steps=args.objective_steps,
+                 objective_top_k=top_k)
+    print(f"# machine: {machine()}, {os.cpu_count()} CPUs, {args.workers} worker processes; task {TASK}; "
+          f"{args.seeds} paired seeds; population {P}, tournament {args.tournament}; published: 200 predicted "
+          f"steps from the trained first generation, running-best trajectory (0.005) trained; topk: "
+          f"{args.objective_steps} steps, top-{max(top_k)} trained; RE budget {args.budget}", flush=True)
+    seeds = list(range(args.seeds))
+    if args.workers <= 1:
+        results = [run_objective_seed(s, cfg) for s in seeds]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_objective_seed_dicts, s, cfg) for s in seeds]
+            results = [{k: Record(**v) for k, v in f.result().items()} for f in futures]
+    lines, table = objective_figures(results, cfg)
+    for line in lines:
+        print(line)
+    print(table)
+    print(f"\nobjective total_wall: {time.perf_counter() - start:.0f} s")
+
+
+# -- the --einspace benchmark: plain RE against filtered RE on the offline tasks, trained for real ------------
+
+
+EINSPACE_TASKS = ("language-mini", "gutenberg-mini", "addnist-mini")
+#: ``re``: plain RE; ``filtered``: filtered RE with a surrogate fitted during the run; ``transfer``: filtered RE
+#: with a transfer surrogate fitted on the source archive's other tasks (the target left out), refitted on the
+#: target's results as they come.
+EINSPACE_VARIANTS = ("re", "filtered", "transfer")
+#: Also available with ``--variants``: ``twostage``, the within-task filter with the proxies (``graf,zcp``)
+#: computed only for a GRAF forest's shortlist of ``TWO_STAGE_SHORTLIST``.
+EXTRA_VARIANTS = ("twostage",)
+TWO_STAGE_SHORTLIST = 10
+CHECKPOINTS = (25, 50, 100)
+
+
+@dataclass(frozen=True)
+class EinspaceConfig:
+    """One ``--einspace`` setting (everything a run needs)."""
+
+    budget: int = 100
+    population: int = 20
+    tournament: int = 5
+    n_candidates: int = 20
+    k: int = 5
+    refit_every: int = 10
+    #: A transfer refit fits the forest on every source row too (about 1,800 for the offline suite: tens of
+    #: seconds per fit on this machine against a fraction of a second for 100 rows), so it refits less often.
+    transfer_refit_every: int = 25
+    protocol: str = "reduced"
+    workers: int = 2
+    surrogate: str = "rf"
+    features: str | None = None
+    shortlist: int | None = None
+    source_archive: str | None = None
+
+
+def einspace_strategy(variant: str, task: Any, seed: int, cfg: EinspaceConfig, transfer: Any = None):
+    """A fresh strategy of ``EINSPACE_VARIANTS`` for ``task`` (a loaded task); ``transfer`` is the fitted
+    transfer surrogate (copied, so that refits during one run never leak into another)."""
+    import copy
+
+    from nas.search.budgets import CPU_BUDGET
+    from nas.search.factory import FILTER_FEATURES, make_strategy as factory, make_surrogate
+
+    common = {"population_size": cfg.population, "tournament_size": cfg.tournament}
+    if variant == "re":
+        return factory("re", task, seed, CPU_BUDGET, **common)
+    options = dict(mode="topk", n_candidates=cfg.n_candidates, k=cfg.k, refit_every=cfg.refit_every, **common)
+    if variant == "filtered":
+        surrogate, _ = make_surrogate(cfg.surrogate, task, cfg.features or FILTER_FEATURES, seed)
+        return factory("filtered", task, seed, CPU_BUDGET, surrogate=surrogate, start_after=cfg.population,
+                       shortlist=cfg.shortlist, **options)
+    if variant == "twostage":
+        surrogate, _ = make_surrogate(cfg.surrogate, task, "graf,zcp", seed)
+        return factory("filtered", task, seed, CPU_BUDGET, surrogate=surrogate, start_after=cfg.population,
+                       shortlist=cfg.shortlist or TWO_STAGE_SHORTLIST, **options)
+    if variant == "transfer":
+        options["refit_every"] = cfg.transfer_refit_every
+        return factory("filtered", task, seed, CPU_BUDGET, surrogate=copy.deepcopy(transfer), prefit=True, **options)
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def fit_transfer_for(task_name: str, cfg: EinspaceConfig, seed: int = 0) -> Any:
+    """A transfer surrogate (RF, minmax targets, the filter's features) fitted on every task of the source
+    archive except ``task_name``."""
+    from data.tasks import get_task
+    from nas.search.factory import FILTER_FEATURES
+    from surrogates.sources import open_source_archive
+    from surrogates.workflows import fit_transfer
+
+    with open_source_archive(cfg.source_archive, "--source-archive") as archive:
+        return fit_transfer(archive, "rf", cfg.features or FILTER_FEATURES, exclude=[task_name], seed=seed,
+                            task=get_task(task_name, seed=0))
+
+
+def einspace_record(archive: Any, run: str) -> Record:
+    """One run of an ``--einspace`` archive as a ``Record`` (with per-row wall-clock and surrogate seconds)."""
+    from nas.search.history import TRAINED, run_history, summarize
+
+    entries = run_history(archive, run)
+    seconds = summarize(archive, run)["seconds"]
+    return Record([e.evaluation.val_acc if e.evaluation.ok and math.isfinite(e.evaluation.val_acc) else math.nan
+                   for e in entries], [e.source == TRAINED for e in entries], [False] * len(entries),
+                  [e.arch_hash for e in entries], seconds["wall_clock"], seconds["strategy"],
+                  {"training_seconds": seconds["training"]}, [e.wall for e in entries], seconds["surrogate"])
+
+
+def run_einspace(out: str, tasks: Sequence[str], seeds: Sequence[int], cfg: EinspaceConfig,
+                 variants: Sequence[str] = EINSPACE_VARIANTS, progress: bool = False) -> dict[str, list[dict[str, Record]]]:
+    """Run (or resume) every (task, seed, variant) in its own archive ``out/archives/TASK-VARIANT-sSEED.sqlite``
+    (re-running skips finished runs and resumes an interrupted one); returns, per task, one dict of
+    ``Record`` per seed."""
+    from data.archive import Archive
+    from data.tasks import get_task
+    from nas.search import run_search
+
+    os.makedirs(os.path.join(out, "archives"), exist_ok=True)
+    results: dict[str, list[dict[str, Record]]] = {}
+    for name in tasks:
+        task = get_task(name, seed=0)
+        transfer = fit_transfer_for(name, cfg) if "transfer" in variants else None
+        results[name] = []
+        for seed in seeds:
+            recs: dict[str, Record] = {}
+            for variant in variants:
+                path = os.path.join(out, "archives", f"{name}-{variant}-s{seed}.sqlite")
+                with Archive(path) as archive:
+                    run_search(einspace_strategy(variant, task, seed, cfg, transfer), name, archive, variant,
+                               budget_evals=cfg.budget, protocol=cfg.protocol, workers=cfg.workers, progress=progress)
+                    recs[variant] = einspace_record(archive, variant)
+                print(f"# done {name} seed {seed} {variant}: best {recs[variant].final_best:.4f}, "
+                      f"{recs[variant].wall:.0f} s", flush=True)
+            results[name].append(recs)
+    return results
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.inf
+
+
+def einspace_figures(results: dict[str, list[dict[str, Record]]],
+                     cfg: EinspaceConfig) -> tuple[list[str], list[str]]:
+    """``(lines, markdown rows)`` per task and overall: best at 25/50/100 trained, trained candidates and
+    wall-clock seconds to reach plain RE's final best (medians over seeds; ``inf`` = never), their ratios to
+    RE's own, and the surrogate's share of the wall-clock."""
+    lines: list[str] = []
+    rows: list[str] = []
+    groups = {**{t: r for t, r in results.items()}, "overall": [r for rs in results.values() for r in rs]}
+    checkpoints = [c for c in CHECKPOINTS if c <= cfg.budget] or [cfg.budget]
+    for group, runs in groups.items():
+        variants = [v for v in EINSPACE_VARIANTS + EXTRA_VARIANTS if runs and all(v in r for r in runs)]
+        targets = [r["re"].final_best for r in runs] if "re" in variants else []
+        for v in variants:
+            recs = [r[v] for r in runs]
+            cells = []
+            for c in checkpoints:
+                m, sd = _mean_std([x.best_after_trained(c) for x in recs])
+                lines.append(f"einspace {group} {v} best@{c}_trained: {100 * m:.2f} % (sd {100 * sd:.2f})")
+                cells.append(f"{100 * m:.2f} ± {100 * sd:.2f}")
+            share = [x.surrogate_seconds / x.wall for x in recs if x.wall > 0]
+            med_share = statistics.median(share) if share else math.nan
+            lines.append(f"einspace {group} {v} surrogate_share: {100 * med_share:.1f} % of wall-clock (median over "
+                         f"{len(share)} runs)")
+            reach = ["–", "–", "–", "–"]
+            if targets:
+                need = [x.trained_to_reach(t) for x, t in zip(recs, targets)]
+                wall = [x.wall_to_reach(t) for x, t in zip(recs, targets)]
+                re_need = [r["re"].trained_to_reach(t) for r, t in zip(runs, targets)]
+                re_wall = [r["re"].wall_to_reach(t) for r, t in zip(runs, targets)]
+                n_ratio = _median_censored([_ratio(a, b) for a, b in zip(need, re_need)])
+                w_ratio = _median_censored([_ratio(a, b) for a, b in zip(wall, re_wall)])
+                never = sum(math.isinf(x) for x in need)
+                lines += [f"einspace {group} {v} trained_to_reach_re_final_best: {_median_censored(need):g} trained "
+                          f"candidates (median; never {never}/{len(need)})",
+                          f"einspace {group} {v} wall_to_reach_re_final_best: {_median_censored(wall):.0f} s (median)",
+                          f"einspace {group} {v} trained_ratio_to_re: {n_ratio:.2f} x (median of paired ratios)",
+                          f"einspace {group} {v} wall_ratio_to_re: {w_ratio:.2f} x (median of paired ratios)"]
+                reach = [f"{_median_censored(need):g} (never {never}/{len(need)})", f"{_median_censored(wall):.0f}",
+                         f"{n_ratio:.2f}", f"{w_ratio:.2f}"]
+            wall_mean = statistics.fmean(x.wall for x in recs)
+            lines.append(f"einspace {group} {v} wall_clock_per_run: {wall_mean:.0f} s (mean)")
+            rows.append(f"| {group} | {v} | " + " | ".join(cells) + f" | {' | '.join(reach)} | "
+                        f"{100 * med_share:.1f} | {wall_mean:.0f} |")
+    return lines, rows
+
+
+def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: int, command: str) -> str:
+    checkpoints = [c for c in CHECKPOINTS if c <= cfg.budget] or [cfg.budget]
+    head = ("| task | variant | " + " | ".join(f"best @ {c} trained (%)" for c in checkpoints) +
+            " | trained to reach RE's final best (median) | wall-clock to reach (s, median) | trained ratio to RE | "
+            "wall ratio to RE | surrogate share (%, median) | wall-clock per run (s) |")
+    return "\n".join([
+        "# Filtered search on einspace: offline tasks, paired seeds\n",
+        f"Command: `{command}`\n",
+        f"{seeds} paired seeds per task; budget {cfg.budget} evaluations; protocol {cfg.protocol}; {cfg.workers} "
+        f"workers; population {cfg.population}, tournament {cfg.tournament}; filtered: top-{cfg.k} of "
+        f"{cfg.n_candidates}, refit every {cfg.refit_every} (transfer: {cfg.transfer_refit_every}), surrogate "
+        f"{cfg.surrogate} on {cfg.features or 'the default filter features'} (shortlist {cfg.shortlist or 'none'}); the "
+        "within-task filter starts after the initial population, the transfer filter from the first ask.  "
+        "Best validation accuracy mean ± sd over seeds; ratios are medians of per-seed ratios to plain RE's own "
+        "count (or seconds) to reach its final best (inf: never within the budget).\n",
+        head, "|---|---|" + "---|" * (len(checkpoints) + 6), *rows, ""])
+
+
+def main_einspace(args: argparse.Namespace) -> None:
+    """``--einspace``: plain RE, within-task filtered RE and transfer-filtered RE on the offline tasks."""
+    from data.training import machine
+
+    start = time.perf_counter()
+    cfg = EinspaceConfig(budget=args.budget, population=int(args.population.split(",")[0]),
+                         tournament=args.tournament, protocol=args.protocol, workers=args.workers,
+                         features=args.features, shortlist=args.shortlist, source_archive=args.source_archive)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in EINSPACE_VARIANTS + EXTRA_VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(EINSPACE_VARIANTS + EXTRA_VARIANTS)}")
+    if "transfer" in variants:
+        from surrogates.sources import source_archive
+
+        try:
+            source_archive(cfg.source_archive, "--source-archive")
+        except FileNotFoundError as exc:
+            raise SystemExit(f"transfer variant: {exc}") from None
+    print(f"# machine: {machine()}, {os.cpu_count()} CPUs; tasks {', '.join(tasks)}; {args.seeds} paired seeds; "
+          f"{cfg}", flush=True)
+    results = run_einspace(args.out, tasks, range(args.seeds), cfg, variants)
+    lines, rows = einspace_figures(results, cfg)
+    for line in lines:
+        print(line)
+    command = "python benchmarks/search.py " + " ".join(sys.argv[1:])
+    text = einspace_markdown(rows, cfg, args.seeds, command)
+    with open(os.path.join(args.out, "search_einspace.md"), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    print(text)
+    print(f"einspace total_wall: {time.perf_counter() - start:.0f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=20, help="paired seeds 0..N-1")
-    parser.add_argument("--budget", type=int, default=300, help="evaluations (history rows) per run")
-    parser.add_argument("--population", default="100,50", help="population size(s), comma-separated")
-    parser.add_argument("--tournament", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=None, help="paired seeds 0..N-1 (default 20; --einspace 5)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="evaluations (history rows) per run (default 300; --einspace 100)")
+    parser.add_argument("--population", default=None,
+                        help="population size(s), comma-separated (default 100,50; --einspace 20)")
+    parser.add_argument("--tournament", type=int, default=None, help="tournament size (default 10; --einspace 5)")
     parser.add_argument("--objective-steps", type=int, default=1000, help="predicted mutations of the objective search")
     parser.add_argument("--objective-top-k", default="5,20", help="architectures the objective search trains")
     parser.add_argument("--workers", "--jobs", type=int, default=2, help="processes over seeds")
@@ -551,9 +909,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bo-n-init", type=int, default=10, help="--nb201: BO's random initial design")
     parser.add_argument("--bo-pool-size", type=int, default=200, help="--nb201: BO's candidates per ask")
     parser.add_argument("--json", default=None, help="--nb201: also write the per-seed figures to this JSON file")
+    parser.add_argument("--objective", action="store_true",
+                        help="compare the published surrogate-as-objective protocol with top-k (and RE)")
+    parser.add_argument("--einspace", action="store_true",
+                        help="plain RE vs within-task and transfer filtered RE on offline einspace tasks (trains)")
+    parser.add_argument("--tasks", default=",".join(EINSPACE_TASKS), help="--einspace: offline tasks")
+    parser.add_argument("--variants", default=",".join(EINSPACE_VARIANTS), help="--einspace: which runs")
+    parser.add_argument("--protocol", default="reduced", help="--einspace: training protocol")
+    parser.add_argument("--features", default=None, help="--einspace: filter features (default: the filter's)")
+    parser.add_argument("--shortlist", type=int, default=None, help="--einspace: two-stage shortlist size")
+    parser.add_argument("--source-archive", default=None,
+                        help="--einspace: archive of source tasks for the transfer surrogate (default: the shipped one)")
+    parser.add_argument("--out", default="runs/search_einspace", help="--einspace: archives and search_einspace.md")
     args = parser.parse_args(argv)
+    einspace = {"seeds": 5, "budget": EinspaceConfig.budget, "population": str(EinspaceConfig.population),
+                "tournament": EinspaceConfig.tournament}
+    nb201 = {"seeds": 20, "budget": 300, "population": "100,50", "tournament": 10}
+    for key, value in (einspace if args.einspace else nb201).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.einspace:
+        main_einspace(args)
+        return
     if args.nb201:
         main_nb201(args)
+        return
+    if args.objective:
+        main_objective(args)
         return
 
     import torch

@@ -6,8 +6,17 @@ architecture, task, protocol and seed; metrics as JSON, status, reason, seconds,
 little-endian float64 bytes with the column names kept once per featuriser), ``runs`` (what filled the
 archive, with its configuration), ``search_history`` (each search run's told results in order, trained or
 looked up: one evaluation can appear in the histories of several runs) and ``run_locks`` (the one process
-writing each run, see ``data.runlock``; added to older archives when they are opened for writing).  Every
-insert is idempotent, so re-running a job never duplicates rows.
+writing each run, see ``data.runlock``; added to older archives when they are opened for writing) and
+``tasks`` (the fingerprint of the data each task name stands for).  Every insert is idempotent, so re-running
+a job never duplicates rows.
+
+Task identity: evaluations and features are stored under the task's name, and the ``tasks`` table binds each
+name to one fingerprint of data (``Task.fingerprint``), so the key is (name, fingerprint).  A write under a name
+bound to other data is refused with a message naming both fingerprints; ``data.tasks.get_task`` names other
+data that would take a registered name ``NAME@FINGERPRINT8``, so it lands beside it.  A name whose data this
+process cannot know (an objective's, an import's of an unregistered task) is bound to no fingerprint until a
+process that knows them writes.  Archives of schema 2 (before task identity) are upgraded in place when first
+opened for writing: their registered task names are bound to the registered tasks' default data.
 CSV export/import uses the columns of the published LM data (``arch``, ``arch_long``, ``acc``).  No pickle.
 """
 
@@ -28,14 +37,14 @@ import numpy as np
 
 from nas.architecture import Architecture
 from data.runlock import STALE_SECONDS, RunBusy, RunHolder, stale_reason
-from data.tasks import get_task
+from data.tasks import canonical_fingerprint, get_task, task_fingerprint
 from data.training import FAILED, OK, Evaluation, timestamp
 from nas.jsonsafe import jsonable
 from nas.versions import software_version
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: architecture hashes cover grammar and input shape
+SCHEMA_VERSION = 3  # 2: architecture hashes cover grammar and input shape; 3: task names bound to fingerprints
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,6 +112,11 @@ CREATE TABLE IF NOT EXISTS run_locks (
     since REAL NOT NULL,
     heartbeat REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tasks (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT,
+    created TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -136,11 +150,16 @@ class Archive:
     def __init__(self, path: "str | os.PathLike[str]", readonly: bool = False, create: bool = True) -> None:
         self.path = os.fspath(path)
         self.readonly = bool(readonly)
+        if not self.path:
+            raise ArchiveError("no archive named: the archive path is empty")
         if (self.readonly or not create) and not os.path.isfile(self.path):
             what = "not a file" if os.path.exists(self.path) else "no such file"
             raise ArchiveError(f"{self.path}: no archive there ({what})")
         if not self.readonly:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._arch_cache: dict[str, Architecture] = {}
+        self._task_fps: dict[str, str | None] = {}  # task name -> the fingerprint of its data in this process
+        self._bound: set[str] = set()  # task names checked against the tasks table on this connection
         try:
             self._db = self._connect()
             try:
@@ -150,7 +169,6 @@ class Archive:
                 raise
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
-        self._arch_cache: dict[str, Architecture] = {}
 
     def _connect(self) -> sqlite3.Connection:
         """A connection; a read-only one is opened without creating the file and refuses every write
@@ -179,6 +197,7 @@ class Archive:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        bindings = self._old_task_bindings() if tables else {}
         with self._transaction():
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
@@ -186,19 +205,78 @@ class Archive:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None and not tables:
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            else:
-                self._check_version(row)
+            elif self._check_version(row) < SCHEMA_VERSION:
+                self._bind_old_tasks(bindings)
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                log.info("%s: upgraded to archive schema %d (task names bound to fingerprints: %s)", self.path,
+                         SCHEMA_VERSION, ", ".join(f"{n} {(f or 'unknown')[:12]}" for n, f in bindings.items()))
 
-    def _check_version(self, row: "tuple[str] | None") -> None:
+    def _check_version(self, row: "tuple[str] | None") -> int:
+        """The archive's schema version; one this software cannot read or write is an ``ArchiveError``.
+        Schema 2 is read as it is and upgraded in place by a write-open (``_bind_old_tasks``)."""
         if row is None or not str(row[0]).isdigit():
             raise ArchiveError(f"{self.path}: not a surrogate-nas archive (no schema version in its 'meta' table)")
         if int(row[0]) > SCHEMA_VERSION:
             raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this software's "
                                f"({SCHEMA_VERSION}); upgrade surrogate-nas")
-        if int(row[0]) < SCHEMA_VERSION:
+        if int(row[0]) < 2:
             raise ArchiveError(f"{self.path}: archive schema {row[0]} keyed architectures by their string "
                                "alone, which merged networks of different input shapes; convert it with "
                                f"`nas archive upgrade --archive {self.path} -o NEW.sqlite`")
+        return int(row[0])
+
+    def _old_task_bindings(self) -> dict[str, str | None]:
+        """For the upgrade of a schema-2 archive (read before the write transaction, as building a registered
+        task to fingerprint it takes a moment): each task name in the archive without a binding -> the
+        fingerprint of the registered task's default data, or ``None`` for a name that is not registered here
+        or whose runs used another generator seed (which data they had is not known)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit() or int(row[0]) != 2:
+            return {}
+        return _default_bindings(self._db)
+
+    def _bind_old_tasks(self, bindings: dict[str, str | None]) -> None:
+        for name, fingerprint in bindings.items():
+            self._db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?)", (name, fingerprint, timestamp()))
+
+    # -- task identity -------------------------------------------------------------------------------
+
+    def task_fingerprints(self) -> dict[str, str | None]:
+        """Every task name in the archive -> the fingerprint of the data its evaluations were made on
+        (``None``: not known, e.g. an objective's name, or a task written before fingerprints that is not
+        registered here)."""
+        try:
+            bound = dict(self._db.execute("SELECT name, fingerprint FROM tasks").fetchall())
+        except sqlite3.OperationalError:  # a read-only open of a schema-2 archive: nothing bound yet
+            bound = {}
+        names = {t for t, _, _ in self.tasks()} | set(bound)
+        return {name: bound.get(name) for name in sorted(names)}
+
+    def _expect_task(self, name: str) -> None:
+        """Learn which data the task name ``name`` stands for in this process (``data.tasks.task_fingerprint``);
+        called before a write transaction, as it may build a registered task to fingerprint it."""
+        if name not in self._task_fps:
+            self._task_fps[name] = task_fingerprint(name)
+
+    def _bind_task(self, name: str) -> None:
+        """Inside a write transaction: bind ``name`` to the fingerprint of this process's data for it, or
+        refuse (``ArchiveError``) when the archive's evaluations under that name were made on other data."""
+        if name in self._bound:
+            return
+        self._expect_task(name)
+        mine = self._task_fps[name]
+        row = self._db.execute("SELECT fingerprint FROM tasks WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO tasks VALUES (?, ?, ?)", (name, mine, timestamp()))
+        elif row[0] is None and mine is not None:
+            log.info("%s: task %r bound to fingerprint %s", self.path, name, mine[:12])
+            self._db.execute("UPDATE tasks SET fingerprint = ? WHERE name = ?", (mine, name))
+        elif row[0] is not None and mine is not None and row[0] != mine:
+            raise ArchiveError(
+                f"{self.path}: task {name!r} here was evaluated on other data (fingerprint {row[0][:12]}) than "
+                f"this {name!r} (fingerprint {mine[:12]}); the same name with other data is another task: give it "
+                "another name (the 'name' in an Unseen-NAS folder's metadata) or use another archive")
+        self._bound.add(name)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -223,6 +301,7 @@ class Archive:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._bound.clear()  # bindings made in the transaction are gone with it
             raise
         self._db.execute("COMMIT")
 
@@ -265,6 +344,7 @@ class Archive:
         """Store an evaluation (and its architecture, if given).  Returns False when an evaluation with
         the same (architecture, task, protocol, seed) was already there: the first one is kept.  A successful
         evaluation's ``val_acc`` must be a finite number."""
+        self._expect_task(evaluation.task)
         with self._transaction():
             return self._insert_evaluation(evaluation, arch, run)
 
@@ -275,10 +355,15 @@ class Archive:
         if evaluation.status not in (OK, FAILED):
             raise ArchiveError(f"evaluation of {evaluation.arch_hash[:12]}: status {evaluation.status!r} is not "
                                f"{OK!r} or {FAILED!r}")
+        seed = evaluation.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -2**63 <= seed < 2**63:
+            raise ArchiveError(f"evaluation of {evaluation.arch_hash[:12]} on {evaluation.task!r}: seed {seed!r} is "
+                               "not an integer of at most 64 bits")
         val = evaluation.metrics.get("val_acc") if evaluation.ok else None
         if val is not None and not _finite(val):
             raise ArchiveError(f"evaluation of {evaluation.arch_hash[:12]} on {evaluation.task!r}: val_acc {val!r} "
                                "is not a finite number")
+        self._bind_task(evaluation.task)
         if arch is not None:
             self._insert_arch(arch)
         elif self._db.execute("SELECT 1 FROM architectures WHERE hash = ?", (evaluation.arch_hash,)).fetchone() is None:
@@ -362,7 +447,9 @@ class Archive:
         vec = np.asarray(vector, dtype="<f8")
         if vec.ndim != 1 or len(vec) != len(names):
             raise ArchiveError(f"feature vector of length {vec.size} does not match {len(names)} names")
+        self._expect_task(task)
         with self._transaction():
+            self._bind_task(task)
             row = self._db.execute("SELECT names FROM feature_names WHERE featuriser = ? AND version = ?",
                                    (featuriser, version)).fetchone()
             if row is None:
@@ -535,6 +622,8 @@ class Archive:
         """Store the rows of ``read_csv_evaluations`` in one transaction: none when any conflicts with a stored
         evaluation of the same key (an ``ArchiveError`` with both values).  Returns the number added."""
         added = 0
+        for name in dict.fromkeys(ev.task for _, ev, _ in rows):
+            self._expect_task(name)
         with self._transaction():
             for where, ev, arch in rows:
                 stored = self._db.execute(
@@ -676,6 +765,8 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
         raise ArchiveError(f"{source}: upgrade into a new file, not onto the source")
     if os.path.exists(target):
         raise ArchiveError(f"{target}: already exists; upgrade writes a new archive")
+    if not source or not os.path.isfile(source):
+        raise ArchiveError(f"{source or 'the source path is empty'}: no archive there")
     try:
         old = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         row = old.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -711,8 +802,10 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
         return rebuilt[key]
 
     counts = {"evaluations": 0, "features": 0, "history": 0, "runs": 0}
+    bindings = _default_bindings(old)
     with Archive(target) as new:
         with new._transaction():
+            new._bind_old_tasks(bindings)
             for name, kind, config, created, updated in old.execute("SELECT * FROM runs"):
                 new._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", (name, kind, config, created, updated))
                 counts["runs"] += 1
@@ -740,6 +833,26 @@ def upgrade_archive(source: "str | os.PathLike[str]", target: "str | os.PathLike
                 counts["history"] += 1
     old.close()
     return counts
+
+
+def _default_bindings(db: sqlite3.Connection) -> dict[str, str | None]:
+    """For an archive written before task identity: each task name in it -> the fingerprint of the registered
+    task's default data, or ``None`` for a name that is not registered here, or that a run evaluated with
+    another generator seed (which data its evaluations had is not known)."""
+    names = {r[0] for r in db.execute("SELECT DISTINCT task FROM evaluations UNION SELECT DISTINCT task FROM features")}
+    try:
+        rows = db.execute("SELECT DISTINCT r.config, e.task FROM evaluations e JOIN runs r ON r.name = e.run").fetchall()
+    except sqlite3.OperationalError:  # no runs table
+        rows = []
+    seeded = set()
+    for config, task in rows:
+        try:
+            task_seed = json.loads(config).get("task_seed", 0)
+        except (ValueError, AttributeError):
+            continue
+        if task_seed not in (0, None):
+            seeded.add(task)
+    return {name: None if name in seeded else canonical_fingerprint(name) for name in sorted(names)}
 
 
 _EVAL_COLS = "arch_hash, task, protocol, seed, status, metrics, reason, seconds, device, created, version"

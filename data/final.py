@@ -149,7 +149,7 @@ def _retrain(arch: Architecture, task: Any, train: Split, protocol: TrainingProt
 
     from data.standardized import Standardized, stats_shape  # deferred: torch
 
-    fitted = fit_network(arch, task, train, protocol, seed, device)
+    fitted = fit_network(arch, task, train, protocol.for_final(), seed, device)  # final_epochs, no early stop
     if fitted.mean is None:
         network = Standardized.identity(fitted.net, stats_shape(arch.input_shape, arch.input_mode))
     else:

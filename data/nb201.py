@@ -228,6 +228,7 @@ class NB201Task(TabularTask):
 
     name = TASK_NAME
     grammar = "nb201"
+    grammars = ("nb201", HNB201)
     input_shape = DEFAULT_INPUT_SHAPE
     num_classes = 10
 

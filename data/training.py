@@ -2,7 +2,9 @@
 
 The default ``TrainingProtocol`` is the published einspace protocol (SGD, momentum 0.9, lr 0.04, weight
 decay 3e-4, cosine schedule stepped per epoch, batch 256, 8 epochs, no augmentation; fitness = validation
-accuracy after the final epoch).  ``PROTOCOLS["reduced"]`` is the named CPU protocol used to fill archives
+accuracy after the final epoch).  ``PROTOCOLS["transferable"]`` is the protocol of the transferable-surrogates
+runs (16 epochs, early stopping with patience 8 on validation accuracy, a final 64-epoch retrain on
+train+valid scored on test).  ``PROTOCOLS["reduced"]`` is the named CPU protocol used to fill archives
 on a laptop.  A candidate that fails (an exception, a non-finite loss, over its time or memory budget)
 yields an ``Evaluation`` with status ``failed`` and a reason; ``train_and_evaluate`` never raises for a
 candidate's fault.  ``fit_network`` is the training itself, on any split, returning the trained network
@@ -61,6 +63,11 @@ class TrainingProtocol:
     col_pool: str = "features"
     #: Also report test accuracy (the search never looks at it).
     evaluate_test: bool = False
+    #: Early stopping: stop once validation accuracy (measured after every epoch) has not improved for this
+    #: many epochs; the score is still the last epoch's.  None: train every epoch, measure once.
+    patience: int | None = None
+    #: Epochs of the final retrain on train+valid (``data.final``; ``for_final``).  None: ``epochs``.
+    final_epochs: int | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -82,9 +89,16 @@ class TrainingProtocol:
 
     @property
     def key(self) -> str:
-        """``name-<8 hex>``: readable, and different whenever any field differs."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """``name-<8 hex>``: readable, and different whenever any field differs.  Fields added later
+        (``KEY_IF_SET``) enter the digest only when set, so keys of earlier protocols do not change."""
+        fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_IF_SET and v is None)}
+        blob = json.dumps(fields, sort_keys=True).encode()
         return f"{self.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+    def for_final(self) -> "TrainingProtocol":
+        """The protocol of the final retrain on train+valid: ``final_epochs`` epochs (when set), no early
+        stopping (there is no validation split left to stop on)."""
+        return self.replace(epochs=self.final_epochs or self.epochs, patience=None)
 
     def replace(self, **changes: Any) -> "TrainingProtocol":
         return dataclasses.replace(self, **changes)
@@ -108,7 +122,13 @@ _FIELD_CHECKS: dict[str, tuple[tuple[type, ...], bool, Any, str]] = {
                       "must be a positive number (or null: no limit)"),
     "col_pool": ((str,), False, lambda v: v in ("features", "tokens"), "must be 'features' or 'tokens'"),
     "evaluate_test": ((bool,), False, None, "must be true or false"),
+    "patience": ((int,), True, lambda v: v >= 1, "must be a positive integer (or null: no early stopping)"),
+    "final_epochs": ((int,), True, lambda v: v >= 1,
+                     "must be a positive integer (or null: the final retrain trains for epochs)"),
 }
+
+#: Fields that enter ``TrainingProtocol.key`` only when not None (added after archives were keyed).
+KEY_IF_SET: tuple[str, ...] = ("patience", "final_epochs")
 
 
 def _field_problem(name: str, value: Any) -> str | None:
@@ -131,6 +151,10 @@ PROTOCOLS: dict[str, TrainingProtocol] = {
         name="reduced", epochs=5, batch_size=32, train_subset=2000, valid_subset=1000, max_seconds=120.0,
         max_memory_mb=4096,
     ),
+    # The transferable-surrogates runs: the published optimiser for 16 epochs with patience 8 (their code
+    # configures patience 8 but never reads it; here it stops training), then the best network retrained for
+    # 64 epochs on train+valid and scored once on test (data.final).
+    "transferable": TrainingProtocol(name="transferable", epochs=16, patience=8, final_epochs=64),
     # Seconds per candidate, for tests and demonstrations only: one epoch over 512 examples.
     "smoke": TrainingProtocol(
         name="smoke", epochs=1, batch_size=64, train_subset=512, valid_subset=256, max_seconds=60.0,
@@ -360,13 +384,33 @@ class FittedNetwork:
         return t if self.mean is None else (t - self.mean) / self.std
 
 
+class _EarlyStopping:
+    """Validation accuracy after every epoch, and whether ``patience`` epochs have passed without a new best."""
+
+    def __init__(self, patience: int, x, y: np.ndarray, batch_size: int) -> None:
+        self.patience, self.x, self.y, self.batch_size = patience, x, y, batch_size
+        self.best, self.best_epoch = -math.inf, 0
+
+    def stop(self, net, epoch: int) -> bool:
+        """After ``epoch`` (0-based): record the validation accuracy; True when training should stop."""
+        acc, _ = score(net, self.x, self.y, self.batch_size)
+        if acc > self.best:
+            self.best, self.best_epoch = acc, epoch + 1
+        return epoch + 1 - self.best_epoch >= self.patience
+
+    def metrics(self) -> dict[str, float]:
+        return {"best_val_acc": self.best, "best_epoch": self.best_epoch}
+
+
 def fit_network(arch, task, train: Split, protocol: TrainingProtocol, seed: int = 0, device: str = "cpu",
-                start: float | None = None) -> FittedNetwork:
+                start: float | None = None, valid: Split | None = None) -> FittedNetwork:
     """Compile ``arch`` for ``task`` (its class count and input shape) and train it on ``train`` under
     ``protocol`` with ``seed`` (weights and batch order from private generators: deterministic on one
-    machine); ``start`` (a ``time.perf_counter`` value, default now) is when the time budget began.  Raises
-    ``CandidateFailure`` (or whatever the network raised) for the candidate's fault: ``failure_reason``
-    turns it into the recorded reason."""
+    machine); ``start`` (a ``time.perf_counter`` value, default now) is when the time budget began.  With
+    ``valid`` and ``protocol.patience``, training stops early once validation accuracy has not improved for
+    ``patience`` epochs (``metrics["epochs"]`` is the number trained; ``best_val_acc`` and ``best_epoch``
+    are added).  Raises ``CandidateFailure`` (or whatever the network raised) for the candidate's fault:
+    ``failure_reason`` turns it into the recorded reason."""
     import torch  # deferred: torch
 
     from nas.compile import compile_architecture  # deferred: nas.compile imports torch
@@ -391,6 +435,11 @@ def fit_network(arch, task, train: Split, protocol: TrainingProtocol, seed: int 
     steps_per_epoch = n // bs if protocol.drop_last else math.ceil(n / bs)
     if steps_per_epoch == 0:
         raise CandidateFailure(f"no training step: {n} training examples < batch size {bs} with drop_last")
+    early = None
+    if protocol.patience is not None and valid is not None and len(valid.y):
+        xv = _tensor(valid.x, dev, torch.float32)
+        early = _EarlyStopping(protocol.patience, xv if mean is None else (xv - mean) / std, valid.y,
+                               max(bs, 256))
     epoch_seconds: list[float] = []
     train_loss = train_acc = float("nan")
     for epoch in range(protocol.epochs):
@@ -401,13 +450,20 @@ def fit_network(arch, task, train: Split, protocol: TrainingProtocol, seed: int 
         if sched is not None:
             sched.step()
         epoch_seconds.append(time.perf_counter() - t0)
+        if early is not None and early.stop(net, epoch):
+            log.debug("early stop after epoch %d: no better validation accuracy since epoch %d", epoch + 1,
+                      early.best_epoch)
+            break
     net.eval()
+    trained = len(epoch_seconds)
     metrics = {
         "train_acc": train_acc, "train_loss": train_loss,
-        "epochs": protocol.epochs, "steps": protocol.epochs * steps_per_epoch,
+        "epochs": trained, "steps": trained * steps_per_epoch,
         "seconds_per_epoch": float(np.mean(epoch_seconds)),
         "params": arch.num_params + arch.head_params(task.num_classes, protocol.col_pool), "flops": arch.flops,
     }
+    if early is not None:
+        metrics |= early.metrics()
     return FittedNetwork(net, mean, std, metrics)
 
 
@@ -420,8 +476,8 @@ def score(net, x, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
 
 
 def _train(arch, task, protocol: TrainingProtocol, seed: int, device: str, start: float) -> dict[str, float]:
-    fitted = fit_network(arch, task, task.train.head(protocol.train_subset), protocol, seed, device, start)
     valid = task.valid.head(protocol.valid_subset)
+    fitted = fit_network(arch, task, task.train.head(protocol.train_subset), protocol, seed, device, start, valid)
     eval_batch = max(protocol.batch_size, 256)
     val_acc, val_loss = score(fitted.net, fitted.inputs(valid.x), valid.y, eval_batch)
     if not math.isfinite(val_loss):

@@ -4,7 +4,9 @@ A folder holds a ``metadata`` file (JSON: ``num_classes``, ``input_shape`` with 
 front, ``codename``, ``benchmark``, often ``name``) and six arrays ``{train,valid,test}_{x,y}.npy`` (``x``:
 N×C×H×W, ``y``: N).  Arrays are read with ``allow_pickle=False``; every problem is reported with the folder and
 the file at fault.  ``export_unseen`` writes the same layout and stores the task's name and metadata, so
-``load_unseen(export_unseen(task, folder))`` gives back an identical task.
+``load_unseen(export_unseen(task, folder))`` gives back the same data.  A folder task is identified by the
+bytes of its arrays as read (``Task.fingerprint``; files, unlike float computations, are the same on every
+machine), so an exported generated task is another task than the generator's (identified by its recipe).
 """
 
 from __future__ import annotations

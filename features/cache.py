@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from features import proxy_warnings
 from nas.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class CachedFeaturiser(TransformerMixin, BaseEstimator):
         if missing:
             log.info("%s: %d of %d architectures cached, computing %d", name, len(archs) - len(missing), len(archs),
                      len(missing))
-        with Progress(len(missing), f"features {name}", "arch", enabled=self.progress and bool(missing)) as bar:
+        # one line of zero-cost-proxy NaN reasons for the whole step, not one per chunk or network
+        with proxy_warnings.summarised(), \
+                Progress(len(missing), f"features {name}", "arch", enabled=self.progress and bool(missing)) as bar:
             for i in range(0, len(missing), self.chunk):
                 part = missing[i : i + self.chunk]
                 rows = np.asarray(self.featuriser.transform(part), dtype=float)

@@ -6,7 +6,11 @@ separated by ``", "``.  *Long* (the LM input of the transferable-surrogates work
 ``[]`` and every terminal is followed by ``{'out_feature_shape': [...]}``, its output shape without batch.
 
 The parser is driven by the grammar: at each position it knows which level it is reading, so ``identity``
-or ``(`` mean the right thing.  It accepts both notations, any whitespace, and ``[]`` for any nonterminal.
+or ``(`` mean the right thing.  It accepts both notations, any whitespace, ``[]`` for any nonterminal, the
+aliases the grammar declares (einspace: the first implementation's names such as ``im2col3k1s1p``,
+``linear64``, ``permute21``, and ``linear(x0.25)`` for ``linear(/4)``), and a bare layer where a module is
+expected (``identity`` for ``computation<identity>``), as the published seed strings write them.  Strings
+are always written in the canonical names.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 from typing import Callable, Sequence
 
 from nas.errors import ArchitectureSyntaxError
-from nas.grammar.core import Grammar
+from nas.grammar.core import Grammar, Operation
 from nas.grammar.derive import MAX_TREE_DEPTH, Node
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -103,20 +107,37 @@ class _Parser:
             raise self.error(f"expected an operation of {level!r}")
         name = m.group(0)
         self.pos = m.end()
-        op = None
         args = _ARGS.match(self.text, self.pos)
-        if args is not None:
-            inner = re.sub(r"\s+", "", args.group(1))
-            inner = _ARG_ALIASES.get(inner, inner)
-            op = self.grammar.operation(level, f"{name}({inner})")
-            if op is not None:
-                self.pos = args.end()
-        if op is None:
-            op = self.grammar.operation(level, name)
+        op, wrapper = self.resolve(level, name, args)
         if op is None:
             shown = self.text[start : (args.end() if args is not None else self.pos)]
             options = ", ".join(o.name for o in self.grammar.options(level))
             raise self.error(f"unknown operation for {level!r} (options: {options})", start, shown)
+        if wrapper is not None:  # a bare layer in a module slot: the one-child module around it
+            return Node(wrapper.name, (self.finish(op, path + (0,)),))
+        return self.finish(op, path)
+
+    def resolve(self, level: str, name: str, args: "re.Match[str] | None") -> tuple[Operation | None, Operation | None]:
+        """The operation ``name`` (with ``args``, when they belong to it) stands for at ``level``, by name or
+        alias, moving past the arguments it consumed; and, where only the child of a ``bare_child`` option
+        has it, that option."""
+        candidates = [(level, None)]
+        candidates += [(o.children[0], o) for o in self.grammar.options(level) if o.bare_child and len(o.children) == 1]
+        for where, wrapper in candidates:
+            if args is not None:
+                inner = re.sub(r"\s+", "", args.group(1))
+                inner = _ARG_ALIASES.get(inner, inner)
+                op = self.grammar.resolve(where, f"{name}({inner})")
+                if op is not None:
+                    self.pos = args.end()
+                    return op, wrapper
+            op = self.grammar.resolve(where, name)
+            if op is not None:
+                return op, wrapper
+        return None, None
+
+    def finish(self, op: Operation, path: tuple[int, ...]) -> Node:
+        """Read the rest of ``op``'s node: a terminal's optional shape annotation, or the children."""
         if op.is_terminal:
             if self.peek() == "{":
                 a = _ANNOTATION.match(self.text, self.pos)

@@ -212,8 +212,14 @@ Builder = Callable[["Operation", "Flow", "Flow"], nn.Module]
 
 
 def _norm(op: "Operation", inp: "Flow", out: "Flow") -> nn.Module:
+    """im: ``BatchNorm2d`` over channels; col: ``LayerNorm`` over features, or with the op's ``col="batch"``
+    ``BatchNorm1d`` with the tokens (axis 1 of ``B×S×D``) as channels."""
     x = inp[0]
-    return BatchNorm2d(x.shape[0]) if x.mode == "im" else nn.LayerNorm(x.shape[-1])
+    if x.mode == "im":
+        return BatchNorm2d(x.shape[0])
+    if getattr(op, "col", "layer") == "batch":
+        return nn.BatchNorm1d(x.shape[0])
+    return nn.LayerNorm(x.shape[-1])
 
 
 def _activation(op: "Operation", inp: "Flow", out: "Flow") -> nn.Module:

@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from data.tasks import get_task
 from features.cache import CachedFeaturiser, MemoryStore, featuriser_key
-from features.pipeline import Concat, cached, make_featuriser, parse_feature_sets
+from features.pipeline import Concat, cached, make_featuriser, uses_proxies
 from surrogates import folder
 from surrogates.folder import MANIFEST, PersistenceError
 
@@ -183,7 +183,7 @@ def build_featuriser(features: str, task: Any = None, grammar: str | None = None
     """The featuriser of a feature spec (``"graf"``, ``"zcp"``, ``"graf,zcp"``) on ``task`` (a reference or
     object); with ``archive``, cached there under ``task_name`` (default: the task's name).  The task is
     resolved only when needed (zero-cost proxies, or the grammar of a tabular task)."""
-    needs_task = "zcp" in parse_feature_sets(features) or grammar is None
+    needs_task = uses_proxies(features) or grammar is None
     resolved = resolve_task(task) if needs_task else None
     featuriser = make_featuriser(features, resolved, grammar=grammar)
     if archive is not None:

@@ -3,8 +3,11 @@
 ``LMSurrogate`` fine-tunes a Hugging Face encoder with a one-output regression head on one string encoding of
 each architecture (``long``: the published ``arch_long``; ``compact``; ``tokens``: grammar-aware tokens added
 to the tokenizer as whole tokens).  Training is a plain torch loop (AdamW, linear warm-up then cosine decay,
-MSE), with dynamic padding and a logged truncation rate.  ``save`` / ``load_lm`` persist the model as
-safetensors, the tokenizer files and a JSON manifest; nothing is pickled.
+MSE), with dynamic padding and a logged truncation rate; strings are cut at the model's own limit (512 tokens
+for MiniLM, 8,192 for ModernBERT) unless ``max_length`` says less.  A fitted LM refitted (a search's periodic
+refits) continues from its fitted weights, as the published in-search BERT does (``warm_start``).
+``save`` / ``load_lm`` persist the model as safetensors, the tokenizer files and a JSON manifest, written
+atomically through ``surrogates.folder.staged_dir``; nothing is pickled.
 
 The defaults are the best measured settings (NAS-Bench-201 CIFAR-10, 1,024 cells, τ 0.758:
 ``experiments/nb201_lm_tau.py``): grammar tokens, ECDF target, lr 1e-4, 10 epochs, batch 16.  A fit whose
@@ -32,6 +35,7 @@ from tqdm.auto import tqdm
 from features.encodings import SPECIAL_TOKENS, GrammarVocabulary, StringEncoder
 from nas.jsonsafe import jsonable
 from nas.versions import software_versions
+from surrogates import folder
 from surrogates.base import Loader, Surrogate
 from surrogates.metrics import kendall_tau
 
@@ -56,6 +60,8 @@ INSTALL_HINT = "pip install 'surrogate-nas[lm]'"
 #: Predictions on the training data whose standard deviation is under this fraction of the targets' range
 #: count as constant: the fit has learnt nothing (``learning_problem``).
 MIN_SPREAD = 1e-3
+#: ``max_length`` when neither the tokenizer nor the model config states a limit.
+FALLBACK_MAX_LENGTH = 512
 
 
 # -- optional dependencies ----------------------------------------------------------------------------
@@ -190,8 +196,9 @@ def truncate_layers(model, num_layers: int) -> None:
         model.config.layer_types = layer_types[:num_layers]
 
 
-def _effective_max_length(tokenizer, model, requested: int) -> int:
-    """``requested`` capped by what the model's position embeddings allow."""
+def _effective_max_length(tokenizer, model, requested: int | None) -> int:
+    """``requested`` capped by what the tokenizer and the model's position embeddings allow; None: that
+    limit itself (``FALLBACK_MAX_LENGTH`` when neither states one)."""
     limits = []
     tok_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
@@ -201,6 +208,8 @@ def _effective_max_length(tokenizer, model, requested: int) -> int:
         if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
             pos -= 2  # positions start after the padding index
         limits.append(pos)
+    if requested is None:
+        return min(limits) if limits else FALLBACK_MAX_LENGTH
     cap = min(limits) if limits else requested
     if requested > cap:
         log.warning("max_length=%d exceeds the model's limit; using %d", requested, cap)
@@ -220,8 +229,12 @@ class LMSurrogate(Surrogate):
     first n encoder layers.  ``grammar`` names the vocabulary the ``tokens`` encoding adds; None takes the
     grammar of the architectures of the first fit (einspace for strings).  ``target`` normalises y at fit
     (``ecdf``, ``minmax``); predictions are then on that scale, and on the raw scale for ``target="raw"``.
-    ``warm_start=True`` continues training the fitted model on the next ``fit`` (continual refits in search)
-    instead of starting from ``model_path`` again.
+    ``warm_start=True`` (default) continues training the fitted model on the next ``fit`` (continual refits in
+    search, as published) instead of starting from ``model_path`` again; a fresh or cloned surrogate always
+    starts from ``model_path``.  ``max_length=None`` (default) is the model's own limit.  ``drop_zero=True``
+    drops training rows whose target is exactly 0 (the published ``--discard_zero``, where accuracy 0 marks a
+    failed training); off by default because here a failed training has no accuracy at all (its row is NaN
+    and never reaches ``fit``), so a 0 is a measured accuracy.
     The same ``random_state`` gives the same predictions on the same machine (CPU).
 
     The defaults (``tokens``, ``ecdf``, lr 1e-4, 10 epochs, batch 16) are the best measured settings: the
@@ -248,11 +261,12 @@ class LMSurrogate(Surrogate):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
         batch_size: int = 16,
-        max_length: int = 512,
+        max_length: int | None = None,
         target: str = "ecdf",
         max_grad_norm: float | None = 1.0,
         grammar: str | None = None,
-        warm_start: bool = False,
+        warm_start: bool = True,
+        drop_zero: bool = False,
         device: str | None = None,
         random_state: int = 0,
         progress: bool = True,
@@ -271,6 +285,7 @@ class LMSurrogate(Surrogate):
         self.max_grad_norm = max_grad_norm
         self.grammar = grammar
         self.warm_start = warm_start
+        self.drop_zero = drop_zero
         self.device = device
         self.random_state = random_state
         self.progress = progress
@@ -286,8 +301,11 @@ class LMSurrogate(Surrogate):
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         for name in ("epochs", "batch_size", "max_length"):
             value = getattr(self, name)
+            if name == "max_length" and value is None:
+                continue
             if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{name} must be a positive integer{' or None' * (name == 'max_length')}, "
+                                 f"got {value!r}")
         if self.num_layers is not None and not (isinstance(self.num_layers, (int, np.integer)) and self.num_layers >= 1):
             raise ValueError(f"num_layers must be None or a positive integer, got {self.num_layers!r}")
         if not (self.lr > 0):
@@ -360,11 +378,21 @@ class LMSurrogate(Surrogate):
         path = Path(self.model_path) if self.model_path is not None else default_model_path()
         if not path.is_dir():
             raise FileNotFoundError(f"model_path {str(path)!r} is not a folder holding a Hugging Face model")
-        tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = tf.AutoModelForSequenceClassification.from_pretrained(
-            str(path), num_labels=1, problem_type="regression", local_files_only=True,
-            ignore_mismatched_sizes=True,  # a classification checkpoint's head is replaced by a 1-output one
-        )
+        if not (path / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"model_path {str(path)!r} holds no {CONFIG_FILE}: not a Hugging Face model folder")
+        _check_nonempty(path)
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:
+            raise ValueError(f"the tokenizer in model_path {str(path)!r} could not be loaded: "
+                             f"{_one_line(exc)}") from exc
+        try:
+            model = tf.AutoModelForSequenceClassification.from_pretrained(
+                str(path), num_labels=1, problem_type="regression", local_files_only=True,
+                ignore_mismatched_sizes=True,  # a classification checkpoint's head is replaced by a 1-output one
+            )
+        except Exception as exc:
+            raise ValueError(f"the model in model_path {str(path)!r} could not be loaded: {_one_line(exc)}") from exc
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
                 raise ValueError(f"the tokenizer in {str(path)!r} has neither a pad nor an eos token")
@@ -449,6 +477,7 @@ class LMSurrogate(Surrogate):
             raise ValueError("fit needs at least one architecture")
         if not np.all(np.isfinite(y)):
             raise ValueError("y holds NaN or infinite values: drop failed evaluations before fitting")
+        texts, y = self._drop_zero(texts, y)
         device = self._resolved_device()
         with torch.random.fork_rng(devices=self._rng_devices(device)):
             torch.manual_seed(int(self.random_state))
@@ -463,7 +492,8 @@ class LMSurrogate(Surrogate):
                 self.structure_ = self._structure()
                 self.grammar_ = grammar
             self.model_.to(device)
-            self.max_length_ = _effective_max_length(self.tokenizer_, self.model_, int(self.max_length))
+            requested = None if self.max_length is None else int(self.max_length)
+            self.max_length_ = _effective_max_length(self.tokenizer_, self.model_, requested)
             self.target_scaler_ = TargetScaler(self.target).fit(y)
             targets = self.target_scaler_.transform(y).astype(np.float32)
             ids, self.truncation_rate_ = self._tokenize(texts, "fit")
@@ -473,6 +503,17 @@ class LMSurrogate(Surrogate):
         self.check_texts_ = [texts[i] for i in sorted(shortest)]
         self._check_learnt(texts, targets)
         return self
+
+    def _drop_zero(self, texts: list[str], y: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """With ``drop_zero``, the rows whose target is not exactly 0."""
+        if not self.drop_zero:
+            return texts, y
+        keep = y != 0
+        if not keep.any():
+            raise ValueError(f"drop_zero: all {len(y)} targets are 0, nothing left to fit on")
+        if not keep.all():
+            log.info("drop_zero: %d of %d training rows with target 0 dropped", int((~keep).sum()), len(y))
+        return [t for t, k in zip(texts, keep) if k], y[keep]
 
     def _check_learnt(self, texts: Sequence[str], targets: np.ndarray) -> None:
         """Predict the training data; record τ there and warn (one line) when the model has not learnt."""
@@ -594,16 +635,16 @@ class LMSurrogate(Surrogate):
 
     def save(self, directory: "str | os.PathLike") -> Path:
         """Write ``model.safetensors``, ``config.json``, the tokenizer files and ``manifest.json`` to
-        ``directory`` (created; a surrogate saved there before is replaced, any other non-empty folder refused)."""
+        ``directory`` atomically (``surrogates.folder.staged_dir``: written beside it and renamed into place
+        once complete; a surrogate saved there before is replaced, any other non-empty folder refused)."""
         check_is_fitted(self, "model_")
         directory = Path(directory)
-        if directory.exists() and not directory.is_dir():
-            raise FileExistsError(f"{directory} exists and is not a folder")
-        directory.mkdir(parents=True, exist_ok=True)
-        if (directory / MANIFEST).exists():
-            (directory / MANIFEST).unlink()  # an interrupted save must not look complete
-        elif any(directory.iterdir()):
-            raise FileExistsError(f"{directory} is not empty and holds no {MANIFEST}; refusing to save over it")
+        with folder.staged_dir(directory) as stage:
+            self._write(stage)
+        return directory
+
+    def _write(self, directory: Path) -> None:
+        """The files of a saved LM, into the empty folder ``directory``; the manifest last."""
         self.model_.save_pretrained(str(directory))
         self.tokenizer_.save_pretrained(str(directory))
         if not (directory / MODEL_FILE).is_file():
@@ -631,10 +672,7 @@ class LMSurrogate(Surrogate):
             "software": software_versions(self.PACKAGES),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        tmp = directory / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / MANIFEST)  # the manifest goes last: a folder without it is incomplete
-        return directory
+        folder.write_manifest(directory, manifest)
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -644,6 +682,8 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: not a saved LM surrogate (or an incomplete save)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: not a saved LM surrogate (or a damaged save)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -661,7 +701,26 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     for name in (CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory / name} is missing from the saved LM surrogate")
+    _check_nonempty(directory)
     return manifest
+
+
+#: Suffixes of the files of a model folder that must not be empty (configs, weights, vocabularies).
+MODEL_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+
+
+def _check_nonempty(directory: Path) -> None:
+    """Every config, weight and vocabulary file of a model folder holds something (an empty file is a
+    damaged save or copy)."""
+    for path in sorted(directory.iterdir()):
+        if path.suffix in MODEL_SUFFIXES and path.is_file() and path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty: the LM folder {str(directory)!r} is damaged")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message cut to its first non-empty line (library errors can run to many)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
 
 
 def load_lm(directory: "str | os.PathLike", device: str | None = None) -> LMSurrogate:
@@ -689,11 +748,12 @@ def load_lm(directory: "str | os.PathLike", device: str | None = None) -> LMSurr
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except Exception as exc:
-        raise ValueError(f"the tokenizer files in {directory} could not be loaded: {exc}") from exc
+        raise ValueError(f"the tokenizer files in {directory} could not be loaded: {_one_line(exc)}") from exc
     try:
         model = tf.AutoModelForSequenceClassification.from_pretrained(str(directory), local_files_only=True)
     except Exception as exc:
-        raise ValueError(f"{directory / MODEL_FILE} (with {CONFIG_FILE}) could not be loaded: {exc}") from exc
+        raise ValueError(f"{directory / MODEL_FILE} (with {CONFIG_FILE}) could not be loaded: "
+                         f"{_one_line(exc)}") from exc
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -6,6 +6,8 @@ normalised on its own before the blocks are pooled:
 
 * ``minmax``: ``(y - min) / (max - min)`` over the block (a constant block becomes 0.5);
 * ``percentile``: the block's ECDF with ties averaged, ``rank(y) / n`` with average ranks, in ``(0, 1]``;
+* ``ecdf``: the published percentile, the fraction of the block's values ≤ y (ties share the highest rank),
+  in ``(0, 1]``;
 * ``none``: raw targets.
 
 Failed trainings (targets ≤ 0, or not finite) are dropped from *training* blocks when ``drop_failed``,
@@ -32,6 +34,7 @@ import csv
 import logging
 import math
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
@@ -49,7 +52,7 @@ from surrogates.tabular import TabularSurrogate
 
 log = logging.getLogger(__name__)
 
-NORMALISATIONS: tuple[str, ...] = ("minmax", "percentile", "none")
+NORMALISATIONS: tuple[str, ...] = ("minmax", "percentile", "ecdf", "none")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,8 +61,8 @@ NORMALISATIONS: tuple[str, ...] = ("minmax", "percentile", "none")
 
 
 def normalise_targets(y: Any, method: str | None = "minmax") -> np.ndarray:
-    """One block's targets normalised by ``method`` (``minmax``, ``percentile``, ``none``/None); NaN stays NaN
-    and is ignored by the statistics."""
+    """One block's targets normalised by ``method`` (``minmax``, ``percentile``, ``ecdf``, ``none``/None); NaN
+    stays NaN and is ignored by the statistics."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     method = "none" if method is None else str(method).lower()
     if method not in NORMALISATIONS:
@@ -74,6 +77,8 @@ def normalise_targets(y: Any, method: str | None = "minmax") -> np.ndarray:
     if method == "minmax":
         lo, hi = values.min(), values.max()
         out[ok] = 0.5 if hi == lo else (values - lo) / (hi - lo)
+    elif method == "ecdf":
+        out[ok] = stats.rankdata(values, method="max") / values.size
     else:
         out[ok] = stats.rankdata(values, method="average") / values.size
     return out
@@ -472,14 +477,14 @@ def pivot(rows: Sequence[Mapping[str, Any]], value: str = "kendall_tau", row_key
 
 def matrix_rows(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
                 corner: str = "source \\ target", average: bool = True) -> list[dict[str, Any]]:
-    """A matrix as table rows (``{corner: row label, col label: value, ..., "avg": row mean}``), the published
-    layout of the one-to-one tables."""
+    """A matrix as table rows (``{corner: row label, col label: value, ..., "avg off-diagonal": mean}``): the
+    average is over the row's transfer cells only (``off_diagonal_means``), never the within-task diagonal."""
+    means = off_diagonal_means(matrix, row_labels, col_labels) if average else None
     out = []
-    for label, values in zip(row_labels, np.asarray(matrix, dtype=float)):
+    for i, (label, values) in enumerate(zip(row_labels, np.asarray(matrix, dtype=float))):
         row: dict[str, Any] = {corner: label, **{c: float(v) for c, v in zip(col_labels, values)}}
-        if average:
-            finite = values[np.isfinite(values)]
-            row["avg"] = float(finite.mean()) if finite.size else math.nan
+        if means is not None:
+            row["avg off-diagonal"] = float(means[i])
         out.append(row)
     return out
 
@@ -512,24 +517,61 @@ def write_table(rows: Sequence[Mapping[str, Any]], path_md: "str | os.PathLike[s
     return text
 
 
+def off_diagonal_means(matrix: Any, labels: Sequence[str], col_labels: Sequence[str]) -> np.ndarray:
+    """Per row, the mean of its finite cells whose column is another task than the row's (a cell whose row and
+    column name the same task is within-task, not transfer, and is left out)."""
+    m = np.asarray(matrix, dtype=float)
+    out = np.full(m.shape[0], np.nan)
+    for i, row in enumerate(labels):
+        keep = [j for j, col in enumerate(col_labels) if col != row and np.isfinite(m[i, j])]
+        if keep:
+            out[i] = float(m[i, keep].mean())
+    return out
+
+
 def heatmap(matrix: Any, labels: Sequence[str], path_png: "str | os.PathLike[str]",
             col_labels: Sequence[str] | None = None, title: str = "", value_label: str = "Kendall τ",
-            digits: int = 2) -> None:
+            digits: int = 2, row_title: str = "source task", col_title: str = "target task",
+            off_diagonal_mean: bool = False):
     """Save an annotated heatmap of ``matrix`` (rows ``labels``, columns ``col_labels``, default the same) as
-    PNG, on an Agg canvas (no pyplot, no global figure state)."""
+    PNG, on an Agg canvas (no pyplot, no global figure state).  The axes are titled ``row_title`` and
+    ``col_title``; ``off_diagonal_mean`` adds a last column, set apart, with each row's mean over the other
+    tasks (``off_diagonal_means``); within-task cells are outlined.  A long title wraps instead of being cut off.
+    Returns the ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib
     from matplotlib.figure import Figure  # deferred: matplotlib
+    from matplotlib.patches import Rectangle  # deferred: matplotlib
 
     m = np.asarray(matrix, dtype=float)
     cols = list(labels if col_labels is None else col_labels)
     if m.shape != (len(labels), len(cols)):
         raise ValueError(f"heatmap: matrix of shape {m.shape} for {len(labels)} row and {len(cols)} column labels")
-    fig = Figure(figsize=(1.0 + 0.75 * len(cols), 1.0 + 0.6 * len(labels)), layout="constrained")
+    if off_diagonal_mean:
+        m = np.column_stack([m, off_diagonal_means(m, labels, cols)])
+        cols = cols + ["mean off-diagonal"]
+    width = max(5.5, 1.6 + 0.8 * len(cols) + 0.08 * max(map(len, labels), default=0))
+    fig = Figure(figsize=(width, 1.6 + 0.6 * len(labels)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(m), cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), list(labels))
+    ax.set_xlabel(col_title)
+    ax.set_ylabel(row_title)
+    if off_diagonal_mean:
+        ax.axvline(len(cols) - 1.5, color="white", lw=3)
+    for i, row in enumerate(labels):  # within-task cells (row and column the same task) are outlined
+        for j in (j for j, col in enumerate(cols) if col == row):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="white", lw=1.2, ls="--"))
+    _annotate(ax, m, digits)
+    fig.colorbar(image, ax=ax, label=value_label)
+    if title:
+        fig.suptitle("\n".join(textwrap.wrap(title, max(20, int(width * 9)))), fontsize=10)
+    fig.savefig(os.fspath(path_png), dpi=120)
+    return fig
+
+
+def _annotate(ax: Any, m: np.ndarray, digits: int) -> None:
     finite = m[np.isfinite(m)]
     mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for i in range(m.shape[0]):
@@ -537,7 +579,3 @@ def heatmap(matrix: Any, labels: Sequence[str], path_png: "str | os.PathLike[str
             v = m[i, j]
             ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.{digits}f}", ha="center", va="center", fontsize=8,
                     color="black" if np.isfinite(v) and v > mid else "white")
-    fig.colorbar(image, ax=ax, label=value_label)
-    if title:
-        ax.set_title(title)
-    fig.savefig(os.fspath(path_png), dpi=120)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.archive import Archive
-from data.training import TrainingProtocol
+from data.archive import Archive, ArchiveError
+from data.training import Evaluation, TrainingProtocol
 from nas.cli import main
 
 CELL = "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -275,3 +275,70 @@ def test_a_closed_pipe_ends_sample_quietly():
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert first.strip() and err == b""
+
+
+# -- unexpected errors ----------------------------------------------------------------------------------------
+
+def _raising(exc):
+    def command(args):
+        raise exc
+
+    return command
+
+
+def test_an_internal_error_is_one_line_and_the_traceback_is_behind_vv(capsys, monkeypatch):
+    monkeypatch.setattr("nas.cli.space.cmd_sample", _raising(RuntimeError("the sampler broke")))
+    code, out, err = nas(capsys, "sample", "-n", "1")
+    assert_refused(code, err, "nas sample: error: internal error (RuntimeError): the sampler broke",
+                   "rerun with -vv for the traceback")
+    code, out, err = nas(capsys, "-vv", "sample", "-n", "1")
+    assert code == 2 and "Traceback" in err and 'raise exc' in err and "RuntimeError: the sampler broke" in err
+    assert err.strip().splitlines()[-1] == "nas sample: error: internal error (RuntimeError): the sampler broke"
+
+
+def test_ctrl_c_exits_130_quietly(capsys, monkeypatch):
+    monkeypatch.setattr("nas.cli.space.cmd_sample", _raising(KeyboardInterrupt()))
+    code, out, err = nas(capsys, "sample", "-n", "1")
+    assert (code, out, err) == (130, "", "")
+
+
+# -- task identity ----------------------------------------------------------------------------------------------
+
+def test_a_folder_named_like_a_builtin_task_is_shown_with_its_fingerprint(capsys, tmp_path):
+    """``nas tasks show`` of an Unseen-NAS folder whose metadata names a built-in task: another task, whose name
+    carries its fingerprint, and whose evaluations go under that name."""
+    folder = tmp_path / "gutenberg"
+    assert nas(capsys, "tasks", "export", "gutenberg-mini", "-o", folder)[0] == 0
+    code, out, err = nas(capsys, "tasks", "show", folder)
+    shown = json.loads(out)
+    assert code == 0 and shown["name"] == "gutenberg-mini@" + shown["fingerprint"][:8]
+    code, out, _ = nas(capsys, "tasks", "show", "gutenberg-mini")
+    builtin = json.loads(out)
+    assert builtin["name"] == "gutenberg-mini" and builtin["fingerprint"] != shown["fingerprint"]
+
+
+def test_a_grammar_the_table_cannot_look_up_is_refused_at_once(capsys, tmp_path):
+    """Old code drew einspace networks for the NB201 table, failed five look-ups and ended in a RuntimeError."""
+    code, _, err = nas(capsys, "archive", "build", "--archive", tmp_path / "a.sqlite", "--task", "nb201-cifar10",
+                       "--grammar", "einspace", "--n", "1")
+    assert_refused(code, err, "nb201-cifar10", "grammar 'einspace'", "nb201 and hnb201")
+
+
+@pytest.mark.parametrize("option", ["--task-seed"])
+@pytest.mark.parametrize("value", ["-1", str(2**63)])
+def test_seeds_out_of_range_are_refused_when_parsed(capsys, tmp_path, option, value):
+    code, out, err = nas(capsys, "evaluate", CELL, "--task", "nb201-cifar10", option, value)
+    assert_refused(code, err, option, "from 0 to 2**63 - 1")
+
+
+def test_a_seed_sqlite_cannot_store_is_refused_by_the_archive(capsys, tmp_path):
+    """Old code: an OverflowError traceback from SQLite after the evaluation.  The command line refuses it
+    when parsed; the archive refuses it from Python too."""
+    archive = tmp_path / "a.sqlite"
+    code, _, err = nas(capsys, "evaluate", CELL, "--task", "nb201-cifar10", "--train-seed", str(10**20),
+                       "--archive", archive)
+    assert_refused(code, err, "--train-seed", "from 0 to 2**63 - 1")
+    with Archive(archive) as a, pytest.raises(ArchiveError, match="64 bits"):
+        a.add_evaluation(Evaluation("0" * 64, "nb201-cifar10", "p", 10**20, "ok", {"val_acc": 0.5}))
+    with Archive(archive, readonly=True) as a:
+        assert a.count() == 0

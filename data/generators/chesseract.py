@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from data.generators.common import N_TEST, N_TRAIN, N_VALID, build_task, check_range, check_sizes, recipe_metadata, task_rng
+from data.generators.common import N_TEST, N_TRAIN, N_VALID, build_task, check_range, check_sizes, recipe_metadata, with_recipe, task_rng
 from data.task import Task
 
 _C4_ROWS, _C4_COLS = 6, 7
@@ -75,6 +75,7 @@ def _c4_planes(snaps: np.ndarray, plies: np.ndarray) -> np.ndarray:
     return out
 
 
+@with_recipe("chesseract-mini")
 def make_chesseract_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,

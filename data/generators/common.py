@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from data.task import Split, Task
+from data.task import Split, Task, make_recipe
 
 logger = logging.getLogger("data.generators")
 
@@ -54,6 +56,29 @@ def recipe_metadata(name: str, seed: int, recipe: str, source: str, **extra: Any
         "generator": f"data.generators:{name}",
         **extra,
     }
+
+
+def with_recipe(name: str, inputs: "Callable[[Mapping[str, Any]], dict[str, Any]] | None" = None
+                ) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    """Decorate a generator so that its task carries its recipe (``Task.recipe``): ``name``, ``GENERATOR_VERSION``
+    and every parameter of the call, defaults included.  ``inputs`` rewrites parameters that name files into
+    what identifies their content (a folder's path differs between machines, its data must not)."""
+
+    def decorate(generator: Callable[..., Task]) -> Callable[..., Task]:
+        signature = inspect.signature(generator)
+
+        @functools.wraps(generator)
+        def make(*args: Any, **kwargs: Any) -> Task:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            params = {k: v.item() if isinstance(v, np.generic) else v for k, v in bound.arguments.items()}
+            task = generator(*args, **kwargs)
+            params = inputs(params) if inputs is not None else params
+            return dataclasses.replace(task, recipe=make_recipe(f"data.generators:{name}", GENERATOR_VERSION, params))
+
+        return make
+
+    return decorate
 
 
 def balanced_labels(n: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from data.generators.common import (
     N_TEST, N_TRAIN, N_VALID, balanced_labels, build_task, check_range, check_sizes, class_pools, digit_images, draw_images,
-    recipe_metadata, shift_images, task_rng, upsample_images,
+    recipe_metadata, with_recipe, shift_images, task_rng, upsample_images,
 )
 from data.task import Task
 
@@ -88,6 +88,7 @@ def make_triple_task(
     return build_task(name, splits, num_classes, meta, started)
 
 
+@with_recipe("addnist-mini")
 def make_addnist_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,
@@ -122,6 +123,7 @@ def _multnist_label(triples: np.ndarray) -> np.ndarray:
     return np.prod(triples, axis=1) % 10
 
 
+@with_recipe("multnist-mini")
 def make_multnist_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,
@@ -155,6 +157,7 @@ def make_multnist_mini(
 _TILE_PATTERNS = ((4,), (2, 2), (2, 1, 1), (1, 1, 1, 1))
 
 
+@with_recipe("cifartile-mini")
 def make_cifartile_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from data.generators.common import N_TEST, N_TRAIN, N_VALID, build_task, check_sizes, recipe_metadata, task_rng
+from data.generators.common import N_TEST, N_TRAIN, N_VALID, build_task, check_sizes, recipe_metadata, with_recipe, task_rng
 from data.generators.digits import addnist_bins, make_triple_task
 from data.task import Task
 
@@ -81,6 +82,23 @@ def _fashion_arrays(folder: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _identified(params: dict) -> dict:
+    """A generator's parameters with ``folder`` replaced by the SHA-256 of the Fashion-MNIST images and labels
+    it read (their decoded bytes: the same for plain and gzipped idx files, on every machine)."""
+    return {**params, "folder": fashion_digest(str(_fashion_folder(params.get("folder"))))}
+
+
+@functools.lru_cache(maxsize=2)
+def fashion_digest(folder: str) -> str:
+    """SHA-256 over the four Fashion-MNIST arrays of ``folder`` (names, dtypes, shapes and bytes)."""
+    h = hashlib.sha256()
+    for key, array in sorted(_fashion_arrays(folder).items()):
+        h.update(repr((key, array.dtype.str, array.shape)).encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+@with_recipe("fashion-mnist", _identified)
 def make_fashion_mnist(
     seed: int = 0,
     n_train: int = N_TRAIN,
@@ -124,6 +142,7 @@ def make_fashion_mnist(
     return build_task(name, splits, 10, meta, started)
 
 
+@with_recipe("addnist-fashion", _identified)
 def make_addnist_fashion(
     seed: int = 0,
     n_train: int = N_TRAIN,
@@ -170,3 +189,4 @@ def _fashion_folder(folder: str | os.PathLike | None) -> Path:
             f"dataset-fashion-mnist (looked in {', '.join(FASHION_MNIST_DIRS)})"
         )
     return found
+

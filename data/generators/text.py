@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from data.generators.common import (
-    N_TEST, N_TRAIN, N_VALID, balanced_labels, build_task, check_range, check_sizes, recipe_metadata, task_rng,
+    N_TEST, N_TRAIN, N_VALID, balanced_labels, build_task, check_range, check_sizes, recipe_metadata, with_recipe, task_rng,
 )
 from data.task import Task
 
@@ -36,6 +36,7 @@ def _sample_chain(
     return out
 
 
+@with_recipe("language-mini")
 def make_language_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,
@@ -160,6 +161,7 @@ def _author_phrases(v: int, n_raw: int, rank_noise: float, follow_probability: t
     return words
 
 
+@with_recipe("gutenberg-mini")
 def make_gutenberg_mini(
     seed: int = 0,
     n_train: int = N_TRAIN,

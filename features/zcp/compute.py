@@ -15,6 +15,7 @@ proxy                   definition (summary; details in the function docstrings)
 ``snip``                Σ_layers Σ |W ⊙ G|
 ``grasp``               Σ_layers Σ −W ⊙ (H G),  H = ∂²L/∂W²
 ``fisher``              Σ_layers Σ_channels ½ · mean_n (Σ_{non-channel axes} a ⊙ ∂L/∂a)²,  a = layer output
+                        (``fisher="published"``: channel = axis 1, each layer × its fan-in)
 ``jacob_cov``           −Σ_i [log(λ_i + k) + 1/(λ_i + k)],  λ = eig(corrcoef(J)),  J_n = ∂(Σ out)/∂x_n
 ``plain``               Σ_layers Σ W ⊙ G
 ``synflow``             Σ_layers Σ |W ⊙ ∂R/∂W|,  R = 1ᵀ f_|θ|(1) in float64, BatchNorm removed
@@ -53,7 +54,8 @@ per-sample norms and BatchNorm variances) are summed in float32 and finished in 
 a float64 computation to float32 rounding; where float32 overflows they are redone in float64.
 
 Failures never raise: a proxy whose computation raises, or whose value is not finite, becomes NaN and a
-``logging`` warning names the proxy and the reason.  ``max_seconds`` is a wall-clock safety net (checked
+``logging`` warning names the proxy and the reason (inside a step that featurises many networks, these go
+to DEBUG and the step ends with one summary line: ``features.proxy_warnings``).  ``max_seconds`` is a wall-clock safety net (checked
 between passes and before every module's forward): the proxies it cuts off are NaN, logged once with the
 reason ``timeout: ...``.  Size budgets are checked earlier, on the architecture (``features.zcp.guard``).  The batch is not split on out-of-memory errors (the
 foresight code's ``split_data``): an OOM makes the proxies of the failing pass NaN.  Cost grows with the
@@ -76,6 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from features import proxy_warnings as report
 from features.zcp.flops import architecture_flops, forward_flops
 from features.zcp.scores import (
     LAYER_TYPES,
@@ -123,6 +126,11 @@ ALIASES: dict[str, str] = {"jacov": "jacob_cov"}
 SHARED: tuple[str, ...] = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "plain", "epe_nas", "nwot")
 
 _BATCHNORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+#: How ``fisher`` is computed: ``feature`` (each layer's output features count once) or ``published`` (the
+#: published einspace encoder's: channel = axis 1 of every layer output, each layer weighted by its fan-in;
+#: ``scores.fisher_layer``).
+FISHER_MODES: tuple[str, ...] = ("feature", "published")
 
 #: ``α``, the scale of the input perturbation in ``zen``.
 ZEN_ALPHA = 0.01
@@ -226,6 +234,7 @@ class _Inputs:
     arch: Any = None
     workspace: _Workspace | None = None
     deadline: _Deadline = field(default_factory=lambda: _Deadline(None))
+    fisher: str = "feature"
 
     def model(self, train: bool = True) -> nn.Module:
         """A copy of ``net`` on ``x``'s device with the caller's values (shared between passes when
@@ -287,7 +296,7 @@ def _shared_pass(inp: _Inputs, wanted: set[str]) -> dict[str, "float | Exception
         except Exception as exc:  # noqa: BLE001
             results.update({name: exc for name in need_grad})
         else:
-            _gradient_scores(weights, grads, acts, attempt)
+            _gradient_scores(weights, grads, acts, attempt, inp.fisher)
     if need_jac:
         try:
             inp.deadline.check()
@@ -331,9 +340,10 @@ def _shared_forward(
 
 def _gradient_scores(
     weights: list[Tensor], grads: Sequence["Tensor | None"], acts: list[tuple[nn.Module, Tensor, int]],
-    attempt: Callable[[str, Callable[[], float]], None],
+    attempt: Callable[[str, Callable[[], float]], None], fisher_mode: str = "feature",
 ) -> None:
-    """``grad_norm``, ``snip``, ``plain`` and ``fisher`` from the loss gradients."""
+    """``grad_norm``, ``snip``, ``plain`` and ``fisher`` (in ``fisher_mode``, see ``FISHER_MODES``) from the
+    loss gradients."""
     g_w = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads)]
     attempt("grad_norm", lambda: grad_norm_score(g_w))
     attempt("snip", lambda: snip_score(weights, g_w))
@@ -344,7 +354,12 @@ def _gradient_scores(
         for (module, a, version), g in zip(acts, grads[len(weights):]):
             if a._version != version:
                 raise ProxyError(f"the output of {type(module).__name__} was modified in place")
-            if g is not None:
+            if g is None:
+                continue
+            if fisher_mode == "published":
+                fan_in = math.prod(module.weight.shape[1:])
+                per_call.append(fisher_layer(a, g.detach(), 1, fan_in))
+            else:
                 per_call.append(fisher_layer(a, g.detach(), 1 if isinstance(module, nn.Conv2d) else -1))
         return _sum_over_layers(per_call)
 
@@ -581,11 +596,12 @@ def _finalise(name: str, value: "float | Exception", label: str) -> float:
     if isinstance(value, Exception):
         reason = str(value) if isinstance(value, ProxyError) else f"{type(value).__name__}: {value}"
         level = logging.INFO if isinstance(value, NotApplicable) else logging.WARNING
-        log.log(level, "zero-cost proxy %r%s is NaN: %s", name, label, reason)
+        report.nan(log, level, report.category(reason, name), "zero-cost proxy %r%s is NaN: %s", name, label, reason)
         return math.nan
     v = float(value)
     if not math.isfinite(v):
-        log.warning("zero-cost proxy %r%s is NaN: the value is not finite (%r)", name, label, v)
+        report.nan(log, logging.WARNING, f"non-finite {name}", "zero-cost proxy %r%s is NaN: the value is not "
+                   "finite (%r)", name, label, v)
         return math.nan
     return v
 
@@ -607,7 +623,8 @@ def _report(names: Sequence[str], raw: dict[str, "float | Exception"], label: st
     logged together, once."""
     timed_out = [n for n in names if isinstance(raw[n], ProxyTimeout)]
     if timed_out:
-        log.warning("zero-cost proxies %s%s are NaN: %s", ", ".join(timed_out), label, raw[timed_out[0]])
+        report.nan(log, logging.WARNING, "timeout", "zero-cost proxies %s%s are NaN: %s", ", ".join(timed_out), label,
+                   raw[timed_out[0]])
     return {n: math.nan if n in timed_out else _finalise(n, raw[n], label) for n in names}
 
 
@@ -620,6 +637,7 @@ def compute_proxies(
     seed: int = 0,
     arch: Any = None,
     max_seconds: float | None = None,
+    fisher: str = "feature",
 ) -> dict[str, float]:
     """Zero-cost proxies of ``net`` on one mini-batch ``(x, y)`` of real task data.
 
@@ -635,9 +653,13 @@ def compute_proxies(
     finite is NaN, with a warning.  ``max_seconds`` (None: no limit) is a wall-clock safety net, checked
     between passes and before every module's forward: once past it, the proxies not yet finished are NaN,
     logged once with the reason ``timeout: ...``.  Size limits are checked before a network is built, by
-    ``ZeroCostProxies`` (``features.zcp.guard``).
+    ``ZeroCostProxies`` (``features.zcp.guard``).  ``fisher`` picks how ``fisher`` is computed
+    (``FISHER_MODES``): ``feature`` (default) or ``published`` (the published encoder's fan-in weighting;
+    on an einspace network compiled with ``fuse=False``, as the published one is built).
     """
     names = resolve_proxies(proxies)
+    if fisher not in FISHER_MODES:
+        raise ValueError(f"fisher must be one of {', '.join(FISHER_MODES)}, got {fisher!r}")
     _check_batch(x, y, num_classes)
     deadline = _Deadline(max_seconds)
 
@@ -649,7 +671,7 @@ def compute_proxies(
         # clones made outside inference mode can enter autograd even if the caller is in inference mode
         x = x.detach().clone()
         y = y.detach().to(device=device, dtype=torch.long).clone()
-        inp = _Inputs(net, x, y, int(num_classes), int(seed), arch, _Workspace(net, device), deadline)
+        inp = _Inputs(net, x, y, int(num_classes), int(seed), arch, _Workspace(net, device), deadline, fisher)
 
         def reseed() -> None:  # every pass sees the same RNG state, whichever proxies are asked for
             torch.random.default_generator.manual_seed(inp.seed)

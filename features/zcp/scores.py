@@ -77,16 +77,18 @@ def plain_score(weights: Sequence[Tensor], grads: Sequence[Tensor]) -> float:
     return _sum_over_layers((w.detach().double() * g.double()).sum() for w, g in zip(weights, grads))
 
 
-def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
+def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int, fan_in: int = 1) -> Tensor:
     """One layer call's Fisher saliency (Theis et al., 2018; Turner et al., 2020):
-    ``Σ_c ½ · mean_n (Σ_{other axes} a_n ⊙ ∂L/∂a_n)²_c`` where ``a`` is the layer output and ``c`` runs
-    over its channels: axis 1 for ``Conv2d``, the last (feature) axis for ``Linear`` (which einspace
-    applies to the last axis of 2-, 3- and 4-D tensors).
+    ``fan_in · Σ_c ½ · mean_n (Σ_{other axes} a_n ⊙ ∂L/∂a_n)²_c`` where ``a`` is the layer output and ``c``
+    runs over the axis ``channel_axis`` of it.
 
-    Deviation from the foresight code, on purpose: there the per-channel value is broadcast over
-    ``weight.shape[1:]`` before summing (each channel weighted by its fan-in) and the "channel" of a
-    Linear on a 3-D/4-D tensor is axis 1; here each channel counts once and is the layer's output
-    feature, as in the published definition."""
+    The default (``fan_in=1``, the caller passing axis 1 for ``Conv2d`` and the last axis for ``Linear``,
+    which einspace applies to the last axis of 2-, 3- and 4-D tensors) counts each output feature once, as
+    in the published definition.  The published einspace encoder (through the zero-cost-nas code) instead
+    takes axis 1 as the channel for every layer and broadcasts each channel's value over
+    ``weight.shape[1:]`` before summing, i.e. multiplies the layer's sum by its fan-in
+    (``prod(weight.shape[1:])``): callers reproduce it with ``channel_axis=1`` and ``fan_in`` (the
+    ``published`` mode of ``features.zcp.compute.compute_proxies``)."""
     prod = act.detach() * grad
     channel_axis %= prod.dim()
     other = tuple(d for d in range(1, prod.dim()) if d != channel_axis)
@@ -95,7 +97,7 @@ def fisher_layer(act: Tensor, grad: Tensor, channel_axis: int) -> Tensor:
     per_channel = (prod.sum(dim=other) if other else prod).double()
     if prod.dtype != torch.float64 and not bool(torch.isfinite(per_channel).all()):
         per_channel = act.detach().double().mul(grad.double()).sum(dim=other) if other else per_channel
-    return 0.5 * per_channel.pow(2).mean(dim=0).sum()
+    return 0.5 * per_channel.pow(2).mean(dim=0).sum() * int(fan_in)
 
 
 def _corrcoef(J: np.ndarray) -> np.ndarray:

@@ -6,14 +6,15 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from typing import Sequence
 
-from nas.cli import archive, features, quickstart, report, search, space, surrogate, tasks
+from nas.cli import archive, features, quickstart, report, run, search, space, surrogate, tasks
 from nas.cli.options import Parser, print_error
 from nas.errors import ArchitectureSyntaxError, InvalidArchitectureError, SamplingError
 from nas.progress import LOGGER_NAME as PROGRESS_LOGGER
 
-COMMAND_GROUPS = (space, tasks, archive, features, search, report, surrogate, quickstart)
+COMMAND_GROUPS = (space, tasks, archive, features, search, run, report, surrogate, quickstart)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `nas sample -n 1000 | head -1`: the reader has gone; exit quietly
         _silence_stdout()
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT, without a traceback
+        return 130
     except (ArchitectureSyntaxError, InvalidArchitectureError, SamplingError, ValueError, KeyError, OSError,
             MemoryError) as exc:
         print_error(args.command, exc)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback with -vv
+        if args.verbose >= 2:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if args.verbose >= 2 else " — rerun with -vv for the traceback"
+        print_error(args.command, f"internal error ({type(exc).__name__}): {exc}{hint}")
         return 2
 
 

@@ -17,7 +17,7 @@ from data.training import Evaluation, TrainingProtocol, get_protocol, train_and_
 from nas.architecture import Architecture
 from nas.cli.common import (PROTOCOLS_HELP, SAMPLING_BUDGETS, add_grammar_arg, add_sampling_budget_arg, add_task_args,
                             deprecated_alias, read_run_ref, task_architecture)
-from nas.cli.options import positive_int, print_error, protocol_spec
+from nas.cli.options import positive_int, print_error, protocol_spec, seed_int
 from nas.grammar import get_grammar
 from nas.grammar.core import Grammar
 
@@ -25,6 +25,17 @@ from nas.grammar.core import Grammar
 #: ``nas.search.build.SAMPLERS``, spelled out so that building the parser imports no search code (a test keeps
 #: the two equal).
 SAMPLERS = ("random", "mutants")
+#: ``--grammar`` help of the commands that read an architecture for a task.
+GRAMMAR_HELP = "grammar of an architecture string (default: the task's grammar, else %(default)s)"
+
+
+def writable_archive(path: str, option: str = "--archive") -> str:
+    """``path`` for a verb that writes an archive (creating the file when absent): its folder must exist, so
+    that a mistyped path is refused in one line instead of creating folders and an empty archive there."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist (a mistyped path?); create it first")
+    return path
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -36,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     # the archive is opened (and checked) before training, so that a bad --archive costs no training
-    with Archive(args.archive) if args.archive else nullcontext() as archive:
+    with Archive(writable_archive(args.archive)) if args.archive else nullcontext() as archive:
         ev = train_and_evaluate(arch, task, protocol, seed=args.train_seed, device=args.device)
         if archive is not None:
             archive.add_evaluation(ev, arch)
@@ -179,11 +190,13 @@ def _build(archive: Archive, args: argparse.Namespace) -> None:
 
 def _info(archive: Archive, args: argparse.Namespace) -> None:
     print(f"{archive.path}: {archive.num_architectures()} architectures")
+    fingerprints = archive.task_fingerprints()
     for task, protocol, n in archive.tasks():
         ok = archive.count(task=task, protocol=protocol, status="ok")
         _, y = archive.dataset(task, protocol)
         best = f", best val_acc {y.max():.4f}, mean {y.mean():.4f}" if len(y) else ""
-        print(f"  {task:<20} {protocol:<22} {n:>6} evaluations ({n - ok} failed){best}")
+        data = (fingerprints.get(task) or "unknown")[:12]
+        print(f"  {task:<20} {protocol:<22} {n:>6} evaluations ({n - ok} failed){best}, data {data}")
     for run in archive.runs():
         print(f"  run {run['name']} ({run['kind']}, since {run['created']})")
 
@@ -201,7 +214,7 @@ def _import(args: argparse.Namespace) -> None:
     # every row is read and checked before the archive is opened: a bad file creates and changes nothing
     rows = read_csv_evaluations(args.input, task=args.task, protocol=args.protocol_key or "imported",
                                 input_shape=args.input_shape, grammar=args.grammar or "einspace")
-    with Archive(args.archive) as archive:
+    with Archive(writable_archive(args.archive)) as archive:
         n = archive.import_rows(rows)
     print(f"added {n} evaluations from {args.input}", file=sys.stderr)
 
@@ -222,22 +235,26 @@ def cmd_archive(args: argparse.Namespace) -> int:
     if args.action == "import":
         _import(args)
         return 0
-    with Archive(args.archive, readonly=args.action in READ_ONLY) as archive:
+    readonly = args.action in READ_ONLY
+    with Archive(args.archive if readonly else writable_archive(args.archive), readonly=readonly) as archive:
         ACTIONS[args.action](archive, args)
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def _add_training_parsers(sub: argparse._SubParsersAction) -> None:
+    """``nas evaluate`` and ``nas final``."""
     p = sub.add_parser("evaluate", help="train one architecture on a task and print its evaluation")
     p.add_argument("arch", help="a string, a file, '-' for stdin, a seed name, or an NB201 cell string")
     add_task_args(p, required=True, help="task name (nas tasks list) or Unseen-NAS folder")
-    p.add_argument("--protocol", type=protocol_spec, default="published", help=PROTOCOLS_HELP + " (default %(default)s)")
-    p.add_argument("--train-seed", type=int, default=0, help="training seed (default %(default)s)")
-    deprecated_alias(p, "--seed", "--train-seed", "train_seed", type=int)
+    p.add_argument("--protocol", type=protocol_spec, default="reduced",
+                   help=PROTOCOLS_HELP + " (default %(default)s, as for nas archive build and nas search)")
+    p.add_argument("--train-seed", type=seed_int, default=0, help="training seed (default %(default)s)")
+    deprecated_alias(p, "--seed", "--train-seed", "train_seed", type=seed_int)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    add_grammar_arg(p)
-    p.add_argument("--archive", help="also store the evaluation in this archive")
+    add_grammar_arg(p, help=GRAMMAR_HELP)
+    p.add_argument("--archive", help="also store the evaluation in this archive (created if absent; its folder must "
+                   "exist)")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -255,27 +272,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "RUN_DIR/final)")
     p.add_argument("--protocol", type=protocol_spec, default=None,
                    help=PROTOCOLS_HELP + " (default: the run's protocol with --run-dir, else reduced)")
-    p.add_argument("--train-seed", type=int, default=None,
+    p.add_argument("--train-seed", type=seed_int, default=None,
                    help="training seed (default: the run's with --run-dir, else 0)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    add_grammar_arg(p)
+    add_grammar_arg(p, help=GRAMMAR_HELP)
     p.set_defaults(func=cmd_final)
 
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_training_parsers(sub)
     p = sub.add_parser("archive", help="build, inspect, export or import an archive of evaluated networks")
     p.add_argument("action", choices=(*ACTIONS, "import", "upgrade"),
                    help="upgrade: copy an archive of an older schema into a new file (-o)")
-    p.add_argument("--archive", required=True, help="SQLite archive file (build and import create it if absent)")
+    p.add_argument("--archive", required=True,
+                   help="SQLite archive file (build and import create it if absent; its folder must exist)")
     add_task_args(p)
     p.add_argument("-n", "--n", type=positive_int, default=100, help="evaluations the build run should hold (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
-    p.add_argument("--train-seed", type=int, default=0, help="training seed of every evaluation (default %(default)s)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="random")
+    p.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default %(default)s)")
+    p.add_argument("--train-seed", type=seed_int, default=0, help="training seed of every evaluation (default %(default)s)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="random",
+                   help="build: random grammar samples, or mutants of the archive's successful architectures on the "
+                   "task (default %(default)s)")
     p.add_argument("--protocol", type=protocol_spec, default="reduced", help=PROTOCOLS_HELP + " (default %(default)s)")
     add_sampling_budget_arg(p)
     deprecated_alias(p, "--budget", "--sampling-budget", "sampling_budget", choices=SAMPLING_BUDGETS)
     add_grammar_arg(p, default=None, help="default: the task's grammar, else einspace")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel evaluations (process pool; default %(default)s)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="build: evaluations run at once, each in its own process (default %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
     p.add_argument("--run", default=None, help="run name (default derived from task, protocol, sampler and seed)")
     p.add_argument("--protocol-key", default=None, help="export/import: protocol key to filter or assign")

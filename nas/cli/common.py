@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from data.archive import Archive
 from nas.architecture import Architecture, parse_shape
 from nas.cells import from_cell_string
-from nas.cli.options import positive_float, positive_int
+from nas.cli.options import positive_float, positive_int, seed_int
 from nas.grammar import grammar_names
 from nas.jsonsafe import read_json_object
 from nas.seeds import SEEDS, get_seed
@@ -19,7 +19,7 @@ from nas.seeds import SEEDS, get_seed
 DEFAULT_SHAPE = "3x32x32"
 
 PROTOCOLS_HELP = ("published (the paper's: 8 epochs, batch 256), reduced (CPU: 5 epochs on 2,000 examples, batch 32), "
-                  "smoke, or a .json file")
+                  "transferable (16 epochs, patience 8, final retrain 64 epochs), smoke, or a .json file")
 
 #: Surrogate model names offered by ``nas surrogate fit --model`` and ``nas search --surrogate``: the names of
 #: ``surrogates.registry`` (spelled out here so that building the parser imports no surrogate; a test keeps
@@ -56,7 +56,7 @@ def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str, dest: str, 
 def add_task_args(p: argparse.ArgumentParser, required: bool = False, help: str = "task name or Unseen-NAS folder") -> None:
     """``--task`` and ``--task-seed`` (the generator seed of a generated task)."""
     p.add_argument("--task", required=required, help=help)
-    p.add_argument("--task-seed", type=int, default=0,
+    p.add_argument("--task-seed", type=seed_int, default=0,
                    help="generator seed of a generated task (default %(default)s)")
 
 
@@ -115,7 +115,7 @@ def read_architecture(text: str, input_shape: str | None, grammar: str) -> Archi
     """A seed name, a JSON line written by ``nas sample --json``, or an architecture string."""
     shape = input_shape or DEFAULT_SHAPE
     if text.strip().lower().replace("-", "_") in SEEDS:
-        return get_seed(text.strip(), shape)
+        return get_seed(text.strip(), shape, grammar)
     stripped = text.strip()
     if stripped.startswith("{") and '"input_shape"' in stripped.split("\n", 1)[0]:
         data = json.loads(stripped.split("\n", 1)[0])
@@ -149,22 +149,28 @@ def fit_transfer_surrogate(archive_path: str | None, model: str = "rf", features
     """A ``TransferSurrogate`` fitted on the source tasks of the archive ``archive_path`` (default: the shipped
     source archive; ``option`` is how the command names it in the error when neither exists): ``sources``
     (comma-separated, or ``all``/None for every task in the archive) less ``exclude``; ``task`` is the target."""
-    from surrogates.sources import source_archive  # deferred: building the parser imports no surrogate code
+    from surrogates.sources import open_source_archive  # deferred: building the parser imports no surrogate code
     from surrogates.workflows import fit_transfer  # deferred: scikit-learn, xgboost, transformers
 
-    path = source_archive(archive_path, option)
     names = None if sources in (None, "", "all") else [s.strip() for s in sources.split(",") if s.strip()]
-    with Archive(path, create=False) as archive:
+    with open_source_archive(archive_path, option) as archive:
         return fit_transfer(archive, model, features, names, exclude, min_source_tau, normalisation, protocol, seed,
                             task)
 
 
-def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: str, strategy: str) -> None:
-    """``RUN_DIR/run.json``: where ``nas status`` and ``nas compare`` find a search run."""
+def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: str, strategy: str,
+                  seed: int | None = None, command: str | None = None) -> None:
+    """``RUN_DIR/run.json``: where ``nas status``, ``nas compare`` and ``nas report`` find a search run (with
+    its seed and the exact command line when known)."""
     os.makedirs(run_dir, exist_ok=True)
+    ref = {"archive": os.path.relpath(archive_path, run_dir), "run": run, "label": label, "task": task,
+           "strategy": strategy}
+    if seed is not None:
+        ref["seed"] = int(seed)
+    if command:
+        ref["command"] = command
     with open(os.path.join(run_dir, "run.json"), "w", encoding="utf-8") as fh:
-        json.dump({"archive": os.path.relpath(archive_path, run_dir), "run": run, "label": label, "task": task,
-                   "strategy": strategy}, fh, indent=2)
+        json.dump(ref, fh, indent=2)
 
 
 def read_run_ref(path: str) -> tuple[str, str, str]:

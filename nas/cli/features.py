@@ -64,7 +64,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("arch", nargs="?", help="show: a string, a file, '-' for stdin, a seed name or an NB201 cell")
     p.add_argument("--archive", help="compute: the archive whose architectures to featurise (vectors are cached in it)")
     add_task_args(p, help="task name or folder (zcp needs its training data)")
-    p.add_argument("--features", default="graf", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--features", default="graf", help="graf, zcp, graf,zcp or published (the 392 published columns) (default %(default)s)")
     add_grammar_arg(p)
     p.add_argument("--input-shape", default=None, help=f"show without --task: C×H×W or S×D (default {DEFAULT_SHAPE})")
     p.add_argument("--all", action="store_true", help="show: also the zero columns")

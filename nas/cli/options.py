@@ -34,6 +34,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: The largest seed an option takes: seeds are stored in SQLite's 64-bit integers (and torch takes them).
+MAX_SEED = 2**63 - 1
+
+
+def seed_int(text: str) -> int:
+    """A seed: an integer from 0 to ``MAX_SEED``."""
+    value = _integer(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text!r}")
+    return value
+
+
 def open_fraction(text: str) -> float:
     """A number strictly between 0 and 1 (e.g. a held-out fraction)."""
     try:
@@ -68,7 +80,7 @@ def protocol_spec(text: str) -> str:
     return text
 
 
-def print_error(command: str, exc: BaseException) -> None:
-    """``nas COMMAND: error: MESSAGE`` on one line of stderr."""
+def print_error(command: str, exc: "BaseException | str") -> None:
+    """``nas COMMAND: error: MESSAGE`` on one line of stderr (``exc``: an exception or the message)."""
     message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     print(f"nas {command}: error: {' '.join(message.split())}", file=sys.stderr)

@@ -11,7 +11,8 @@ from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, fit_transfer_surrogate,
                             lm_params, read_architectures, read_text)
-from nas.cli.options import open_fraction
+from nas.cli.options import open_fraction, seed_int
+from nas.cli.space import split_shape_header
 
 #: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
 TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")
@@ -56,6 +57,7 @@ def _check_enough_to_fit(archive: Archive, task: str, protocol: str | None) -> N
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from features.pipeline import uses_proxies  # deferred: scikit-learn, torch
     from surrogates.persistence import load_surrogate  # deferred: scikit-learn, xgboost, transformers
 
     if not args.dir or not args.input:
@@ -67,13 +69,14 @@ def _predict(args: argparse.Namespace) -> int:
     if task is None and surrogate.task_name:
         task = get_task(surrogate.task_name)
     features = getattr(surrogate, "features", None)  # featurised surrogates (not the LM, which reads strings)
-    if task is None and features and ("zcp" in features or (args.input_shape is None and args.format != "nb201")):
+    if task is None and features and (uses_proxies(features) or (args.input_shape is None and args.format != "nb201")):
         raise ValueError(f"{args.dir}: this surrogate has no task of its own (fitted on source tasks only); pass "
                          "--task T, the task whose architectures these are")
-    shape = args.input_shape
+    text, recorded = split_shape_header(read_text(args.input))  # "# input_shape: ..." as nas sample writes it
+    shape = args.input_shape or recorded
     if shape is None and task is not None:
         shape = "x".join(map(str, task.input_shape))
-    lines = [line.strip() for line in read_text(args.input).splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     archs = read_architectures(lines, args.format == "nb201", shape, args.grammar)
     for line, value in zip(lines, surrogate.predict(archs)):
         print(f"{line}\t{float(value):.6g}")
@@ -104,6 +107,8 @@ ACTIONS = {"fit": _fit, "predict": _predict, "evaluate": _evaluate}
 
 
 def cmd_surrogate(args: argparse.Namespace) -> int:
+    if args.features is None:  # a transfer surrogate uses the search filter's features (no proxies to compute)
+        args.features = "graf" if args.transfer else "graf,zcp"
     return ACTIONS[args.action](args)
 
 
@@ -139,19 +144,23 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
                    help="fit --transfer: comma-separated source tasks, or all tasks of the archive (default %(default)s)")
     p.add_argument("--min-source-tau", type=float, default=None,
                    help="fit --transfer: use only sources whose own half-vs-half τ reaches this (default: all)")
-    p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile"),
+    p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile", "ecdf"),
                    default="minmax", help="fit --transfer: per-task target normalisation of the sources (default "
                    "%(default)s, as published)")
-    p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--features", default=None,
+                   help="graf, zcp, graf,zcp or published (the 392 published columns) (default graf,zcp; with "
+                   "--transfer graf, the features nas search filters with)")
     p.add_argument("--protocol-key", default=None, help="training-protocol key, when the task has several")
     p.add_argument("-o", "--output", help="fit: folder to save the surrogate in")
-    p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line")
+    p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line (lines starting "
+                   "with # are comments; '# input_shape: CxHxW', as nas sample writes it, gives the input shape)")
     p.add_argument("--format", choices=("string", "nb201"), default="string", help="predict: input lines")
-    p.add_argument("--input-shape", default=None, help="predict: input shape (default: --task's, else the surrogate's task's)")
-    add_grammar_arg(p)
+    p.add_argument("--input-shape", default=None, help="predict: input shape (default: the one --input records, else "
+                   "--task's, else the surrogate's task's)")
+    add_grammar_arg(p, help="predict: grammar of the architecture strings (default %(default)s)")
     p.add_argument("--test-fraction", type=open_fraction, default=0.25, help="evaluate without DIR: held-out fraction")
     p.add_argument("--plot", default=None, help="evaluate: predicted-vs-true scatter PNG")
-    p.add_argument("--seed", type=int, default=0, help="model seed and held-out split seed (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, help="model seed and held-out split seed (default %(default)s)")
     add_lm_args(p, deprecated=True)
     p.set_defaults(func=cmd_surrogate)
 
@@ -159,19 +168,20 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_surrogate_parser(sub)
     p = sub.add_parser("transfer", help="transfer surrogates between the tasks of an archive; τ table and heatmap")
-    p.add_argument("--archive", required=True)
+    p.add_argument("--archive", required=True, help="the archive of evaluated tasks (read, and its feature cache "
+                   "filled)")
     p.add_argument("--scheme", choices=("one-to-one", "leave-one-out"), default="one-to-one",
                    help="one-to-one: each task's surrogate scored on every other task; leave-one-out: trained on all "
                    "other tasks (default %(default)s)")
     deprecated_alias(p, "--protocol", "--scheme", "scheme", choices=("one-to-one", "leave-one-out"))
-    p.add_argument("--model", default="rf", choices=TRANSFER_MODELS)
-    p.add_argument("--features", default="graf,zcp", help="graf, zcp or graf,zcp (default %(default)s)")
+    p.add_argument("--model", default="rf", choices=TRANSFER_MODELS, help="the surrogate (default %(default)s)")
+    p.add_argument("--features", default="graf,zcp", help="graf, zcp, graf,zcp or published (the 392 published columns) (default %(default)s)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")
-    p.add_argument("--normalisation", choices=("none", "minmax", "percentile"), default=None,
+    p.add_argument("--normalisation", choices=("none", "minmax", "percentile", "ecdf"), default=None,
                    help="per-task target normalisation (default: none for one-to-one, percentile for leave-one-out)")
     p.add_argument("--min-source-tau", type=float, default=None,
                    help="leave-one-out: train only on sources whose own half-vs-half τ reaches this (default: all)")
     p.add_argument("-o", "--output", default="runs/transfer", help="folder for tau.md, tau.csv, tau.png (default %(default)s)")
     deprecated_alias(p, "--out", "--output", "output")
-    p.add_argument("--seed", type=int, default=0, help="model seed (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, help="model seed (default %(default)s)")
     p.set_defaults(func=cmd_transfer)

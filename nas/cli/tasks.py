@@ -9,6 +9,7 @@ import sys
 from data.tasks import get_task, task_descriptions
 from data.unseen import export_unseen
 from nas.cli.common import deprecated_alias
+from nas.cli.options import seed_int
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tasks", help="list, show or export tasks")
     p.add_argument("action", choices=("list", "show", "export"))
     p.add_argument("name", nargs="?", help="task name or Unseen-NAS folder")
-    p.add_argument("--task-seed", type=int, default=0, help="generator seed of a generated task (default %(default)s)")
-    deprecated_alias(p, "--seed", "--task-seed", "task_seed", type=int)
+    p.add_argument("--task-seed", type=seed_int, default=0, help="generator seed of a generated task (default %(default)s)")
+    deprecated_alias(p, "--seed", "--task-seed", "task_seed", type=seed_int)
     p.add_argument("-o", "--output", help="folder to export to (Unseen-NAS format)")
     p.set_defaults(func=cmd_tasks)

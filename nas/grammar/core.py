@@ -83,6 +83,12 @@ class Operation:
     flop_rule: str | None = None
     #: The builder's name within ``family``; ``None``: the op's name for a terminal, none for a nonterminal.
     layer: str | None = None
+    #: Other names the parser accepts for this operation at its level (other notations of the same op);
+    #: strings are always written with ``name``.
+    aliases: tuple[str, ...] = ()
+    #: For a one-child chain (einspace's computation module): the parser accepts the child written alone
+    #: where this level is expected, as other notations write a bare layer in a module slot.
+    bare_child: bool = False
 
     def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
         self.name = name
@@ -131,6 +137,11 @@ class Terminal(Operation):
 
     def infer(self, flow: Flow) -> Flow | None:
         raise NotImplementedError
+
+    def samplable(self, flow: Flow) -> bool:
+        """Whether sampling (and mutation) may choose this operation for ``flow``, beyond ``infer``'s
+        validity: a stricter rule for choosing than for replaying a given tree (default: no extra rule)."""
+        return True
 
 
 class Chain(Operation):
@@ -319,18 +330,7 @@ class Grammar:
         self.graf_other_group = graf_other_group
         self._vocabulary: Vocabulary | None = None
         self.levels: dict[str, tuple[Operation, ...]] = {k: tuple(v) for k, v in levels.items()}
-        self._index: dict[tuple[str, str], Operation] = {}
-        for level, ops in self.levels.items():
-            for op in ops:
-                if op.level != level:
-                    raise ValueError(f"operation {op.name!r} is declared at level {op.level!r} but listed under {level!r}")
-                key = (level, op.name)
-                if key in self._index:
-                    raise ValueError(f"duplicate operation {op.name!r} at level {level!r}")
-                self._index[key] = op
-                for child in op.children:
-                    if child not in levels:
-                        raise ValueError(f"operation {op.name!r} refers to unknown level {child!r}")
+        self._index, self._aliases = self._index_operations()
         if start not in self.levels:
             raise ValueError(f"start level {start!r} is not a level of grammar {name!r}")
         for group in self.hierarchy:
@@ -350,6 +350,29 @@ class Grammar:
             sorted({op.name for ops in self.levels.values() for op in ops if not op.is_terminal})
         )
 
+    def _index_operations(self) -> tuple[dict[tuple[str, str], Operation], dict[tuple[str, str], Operation]]:
+        """Operations by ``(level, name)`` and by ``(level, alias)``, after checking names, levels and aliases."""
+        index: dict[tuple[str, str], Operation] = {}
+        aliases: dict[tuple[str, str], Operation] = {}
+        for level, ops in self.levels.items():
+            for op in ops:
+                if op.level != level:
+                    raise ValueError(f"operation {op.name!r} is declared at level {op.level!r} but listed under {level!r}")
+                if (level, op.name) in index:
+                    raise ValueError(f"duplicate operation {op.name!r} at level {level!r}")
+                index[(level, op.name)] = op
+                for child in op.children:
+                    if child not in self.levels:
+                        raise ValueError(f"operation {op.name!r} refers to unknown level {child!r}")
+        for level, ops in self.levels.items():
+            for op in ops:
+                for alias in op.aliases:
+                    other = index.get((level, alias)) or aliases.get((level, alias))
+                    if other is not None and other is not op:
+                        raise ValueError(f"alias {alias!r} of {op.name!r} at level {level!r} is already {other.name!r}")
+                    aliases[(level, alias)] = op
+        return index, aliases
+
     def __repr__(self) -> str:
         return f"<Grammar {self.name!r}: {sum(len(v) for v in self.levels.values())} operations>"
 
@@ -367,6 +390,10 @@ class Grammar:
     def operation(self, level: str, name: str) -> Operation | None:
         """The operation called ``name`` at ``level``, or ``None``."""
         return self._index.get((level, name))
+
+    def resolve(self, level: str, name: str) -> Operation | None:
+        """The operation called ``name`` at ``level``, or the one that has ``name`` as an alias, or ``None``."""
+        return self._index.get((level, name)) or self._aliases.get((level, name))
 
     def min_nodes(self, op: Operation) -> int:
         """Fewest derivation-tree nodes of any completion of ``op`` (itself included)."""

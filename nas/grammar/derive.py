@@ -293,6 +293,8 @@ class Derivation:
         out = op.infer(flow)  # type: ignore[attr-defined]
         if out is None:
             self._fail(sampled, op, path, f"not valid for input {format_flow(flow)}")
+        if sampled and not op.samplable(flow):  # type: ignore[attr-defined]
+            raise DeadEnd
         params = op.params(flow, out)
         flops = op.flops(flow, out)
         self.params += params * copies

@@ -16,14 +16,25 @@ Deliberate deviations from the published code:
   the im2col of the same routing module; the second labelled the output "col", which made stacked
   convolutions unreachable.)  Aggregations keep the grid only when all branches carry the same one.
 * ``norm`` is ``LayerNorm`` over the feature axis in col mode (``BatchNorm2d`` over channels in im mode),
-  which the transformer seeds assume; the second implementation used ``BatchNorm1d`` over tokens.
+  as in the first implementation, which the transformer seeds assume; the second implementation used
+  ``BatchNorm1d`` over tokens, which is the preset ``einspace-v2``.
 * The sampled activation is ``relu`` as in the paper and the second implementation; the first sampled
-  ``LeakyReLU(0.01)``, available here as ``leakyrelu`` with weight 0.
+  ``LeakyReLU(0.01)``, available here as ``leakyrelu`` with weight 0 (and sampled in ``einspace-v1``).
+* ``im2col(k,s,p)`` is *sampled* (and resampled by mutation) only where ``H, W ≥ k``, as in both published
+  samplers; a given tree (a seed, a parsed or archived string) may pad a smaller map (``H + 2p ≥ k``), as
+  their replay does: the ResNet-18 seed convolves its 2×2 last stage with 3×3 kernels.
 * ``group(k, d)`` is valid iff axis ``d`` is divisible by ``k`` (the first implementation also dropped
   every group when *any* axis was smaller than ``k``).
 * Seeds need relative-width linear layers (``linear(x4)``, ``linear(/4)``, for MLP-Mixer token mixing at
   any token count); they are grammar options with weight 0, never special cases in the compiler.
 * Shapes, validity, parameters and FLOPs are closed-form arithmetic: nothing runs a tensor while sampling.
+
+Presets (``nas.grammar.registry``): ``einspace`` (the above), ``einspace-quick`` (``p = 0.9``),
+``einspace-v1`` (the first implementation's option set: ``leakyrelu`` sampled instead of ``relu``, module
+depth ≤ 100) and ``einspace-v2`` (``einspace`` with col-mode ``norm`` = ``BatchNorm1d`` over tokens).  The
+preset name is part of an architecture's identity, so one string in two presets is two networks.  Every
+preset's parser also accepts the published seed notation (aliases such as ``im2col3k1s1p``, ``linear64``,
+``linear(x0.25)``; a bare layer in a module slot).
 
 The grammar publishes its vocabulary: every option carries its GRAF label (``GRAF_LABELS``, the published
 55-label order), its path-statistics group (``GRAF_GROUPS``), its FLOP-counter rule and the key of its
@@ -34,7 +45,7 @@ from __future__ import annotations
 
 import math
 
-from nas.grammar.core import Branch, Chain, Flow, Grammar, Operation, Signal, Terminal, merge_grid
+from nas.grammar.core import Branch, Budget, Chain, Flow, Grammar, Operation, Signal, Terminal, merge_grid
 
 LINEAR_WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 IM2COL_OPTIONS = ((1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (4, 4, 0), (8, 8, 0), (16, 16, 0))
@@ -70,15 +81,20 @@ GRAF_GROUPS: tuple[str, ...] = ("im2col", "permute", "aggregation", "clone", "gr
 
 class _Layer(Terminal):
     """An einspace terminal: built by the ``"einspace"`` builder family; in GRAF group ``other`` and free
-    for a matrix-product FLOP counter unless a subclass says otherwise."""
+    for a matrix-product FLOP counter unless a subclass says otherwise.  Its GRAF label is the first
+    implementation's name of the op, which the parser also accepts (``im2col3k1s1p``, ``linear64``,
+    ``permute21``: the notation of the published seed strings) unless ``label_is_alias`` is off."""
 
     family = FAMILY
     flop_rule: str | None = "free"
     group = "other"
+    label_is_alias = True
 
     def __init__(self, name: str, level: str, weight: float = 1.0, *, label: str | None = None) -> None:
         super().__init__(name, level, weight)
         self.labelled(name if label is None else label, self.group)
+        if self.label_is_alias and label is not None and label != name:
+            self.aliases = (label,)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,6 +127,12 @@ class Linear(_Layer):
         super().__init__(name, level, weight, label=None if width is None else f"linear{width}")
         if width is None:
             self.graf_label = None
+            # the second implementation writes a ratio (``linear(x0.25)``, ``linear_x(4)``), the first
+            # ``linear_x4`` / ``linear_4th``
+            ratio = f"{times / divide:g}"
+            self.aliases = tuple(a for a in (f"linear(x{ratio})", f"linear_x({ratio})") if a != name)
+            if (times, divide) in ((4, 1), (1, 4)):
+                self.aliases += ("linear_x4",) if times == 4 else ("linear_4th",)
         self.width, self.times, self.divide = width, times, divide
 
     def out_features(self, in_features: int) -> int | None:
@@ -135,17 +157,28 @@ class Linear(_Layer):
         return 2 * rows * inp[0].shape[-1] * out[0].shape[-1]
 
 
+#: What ``norm`` is in col mode: ``"layer"`` (``LayerNorm`` over the feature axis, the first implementation)
+#: or ``"batch"`` (``BatchNorm1d`` over the token axis, the second implementation).
+COL_NORMS = ("layer", "batch")
+
+
 class Norm(_Layer):
-    """``BatchNorm2d`` over axis 1 (channels) in im mode, ``LayerNorm`` over the feature axis in col mode."""
+    """``BatchNorm2d`` over axis 1 (channels) in im mode; in col mode ``LayerNorm`` over the feature axis
+    (``col="layer"``) or ``BatchNorm1d`` with the tokens as channels (``col="batch"``)."""
 
     layer = "norm"
+
+    def __init__(self, name: str, level: str, weight: float = 1.0, *, col: str = "layer") -> None:
+        if col not in COL_NORMS:
+            raise ValueError(f"col-mode norm must be one of {', '.join(COL_NORMS)}, got {col!r}")
+        super().__init__(name, level, weight)
+        self.col = col
 
     def infer(self, flow: Flow) -> Flow | None:
         return flow if len(flow) == 1 else None
 
-    @staticmethod
-    def _features(x: Signal) -> int:
-        return x.shape[0] if x.mode == "im" else x.shape[-1]
+    def _features(self, x: Signal) -> int:
+        return x.shape[0] if x.mode == "im" or self.col == "batch" else x.shape[-1]
 
     def params(self, inp: Flow, out: Flow) -> int:
         return 2 * self._features(inp[0])
@@ -159,6 +192,7 @@ class Activation(_Layer):
     ``relu`` under the published label ``leakyrelu``."""
 
     layer = "activation"
+    label_is_alias = False  # ``relu`` is counted as ``leakyrelu``, which is another op's name
 
     def __init__(self, name: str, level: str, weight: float = 1.0) -> None:
         super().__init__(name, level, weight, label="leakyrelu" if name == "relu" else name)
@@ -235,6 +269,12 @@ class Im2Col(_Layer):
             return None
         gh, gw = self.grid(h, w)
         return (Signal((gh * gw, c * self.kernel * self.kernel), (gh, gw)),)
+
+    def samplable(self, flow: Flow) -> bool:
+        """Sampling and mutation choose it only for ``H, W ≥ k``, as both published samplers do; a given
+        tree (a seed, a parsed string) may pad a smaller map (``H + 2p ≥ k``), as their replay does."""
+        _, h, w = flow[0].shape
+        return h >= self.kernel and w >= self.kernel
 
 
 class Col2Im(_Layer):
@@ -379,12 +419,46 @@ def _module_options(level: str, p: float, with_computation: bool) -> list[Operat
         )
     ops.append(Chain("routing", level, ("prerouting_fn", "module", "postrouting_fn"), "[]", rest / 3).labelled("routing_module"))
     if with_computation:
-        ops.append(Chain("computation", level, ("computation_fn",), "<>", p).labelled("computation_module"))
+        computation = Chain("computation", level, ("computation_fn",), "<>", p).labelled("computation_module")
+        computation.bare_child = True  # published seed strings write e.g. a bare ``identity`` shortcut
+        ops.append(computation)
     return ops
 
 
-def build_einspace(computation_prob: float = DEFAULT_COMPUTATION_PROB, name: str = "einspace") -> Grammar:
-    """The einspace grammar with computation-module probability ``computation_prob``."""
+#: The activation sampled by each implementation: the first samples ``LeakyReLU(0.01)``, the second (and
+#: the paper) ``relu``.
+ACTIVATIONS = ("relu", "leakyrelu")
+#: Module depth limit of the first implementation (at depth 100 a module must be a computation module,
+#: whose layer is one level deeper): a derivation-tree depth of 101 here.
+V1_MAX_DEPTH = 101
+
+
+def _computation_options(lv: str, col_norm: str, activation: str) -> list[Operation]:
+    """The 13 sampled computation functions, then the weight-0 ones that seeds need."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    ops: list[Operation] = [Identity("identity", lv)] + [Linear(lv, w) for w in LINEAR_WIDTHS]
+    ops += [Norm("norm", lv, col=col_norm), Activation(activation, lv), Activation("softmax", lv),
+            PositionalEncoding("pos_enc", lv)]
+    if activation == "relu":  # legal but never sampled: for seeds of the first implementation
+        ops.append(Activation("leakyrelu", lv, weight=0.0))
+    # legal but never sampled: MLP-Mixer token mixing at any token count
+    return ops + [Linear(lv, times=4, weight=0.0), Linear(lv, divide=4, weight=0.0)]
+
+
+def build_einspace(
+    computation_prob: float = DEFAULT_COMPUTATION_PROB,
+    name: str = "einspace",
+    *,
+    col_norm: str = "layer",
+    activation: str = "relu",
+    default_budget: Budget | None = None,
+    description: str | None = None,
+) -> Grammar:
+    """The einspace grammar with computation-module probability ``computation_prob``; ``col_norm`` is what
+    ``norm`` is in col mode (``COL_NORMS``), ``activation`` the sampled activation (``ACTIVATIONS``; with
+    ``relu``, ``leakyrelu`` stays a weight-0 option).  Both change the network a string stands for, so
+    every combination is a preset of its own name (the name is part of an architecture's identity)."""
     if not 0.0 < computation_prob < 1.0:
         raise ValueError(f"computation_prob must be in (0, 1), got {computation_prob}")
     levels: dict[str, list] = {
@@ -403,20 +477,39 @@ def build_einspace(computation_prob: float = DEFAULT_COMPUTATION_PROB, name: str
     levels[lv] += [Im2Col(lv, *kso) for kso in IM2COL_OPTIONS]
     lv = "postrouting_fn"
     levels[lv] = [Identity("identity", lv)] + [Permute(lv, d) for d in PERMUTATIONS] + [Col2Im("col2im", lv)]
-    lv = "computation_fn"
-    levels[lv] = (
-        [Identity("identity", lv)]
-        + [Linear(lv, w) for w in LINEAR_WIDTHS]
-        + [Norm("norm", lv), Activation("relu", lv), Activation("softmax", lv), PositionalEncoding("pos_enc", lv)]
-        # legal but never sampled: needed by seeds or by reproductions of the first implementation
-        + [Activation("leakyrelu", lv, weight=0.0), Linear(lv, times=4, weight=0.0), Linear(lv, divide=4, weight=0.0)]
-    )
+    levels["computation_fn"] = _computation_options("computation_fn", col_norm, activation)
+    if description is None:
+        description = f"einspace (computation-module probability {computation_prob})"
     return Grammar(
         name,
         "network",
         levels,
-        description=f"einspace (computation-module probability {computation_prob})",
+        description=description,
+        default_budget=default_budget,
         graf_labels=GRAF_LABELS,
         graf_groups=GRAF_GROUPS,
         graf_other_group="other",
+    )
+
+
+def build_einspace_v1() -> Grammar:
+    """``einspace-v1``: the option set of the first implementation (the NeurIPS paper's code): ``leakyrelu``
+    sampled (no ``relu``), ``norm`` = ``LayerNorm`` in col mode, module depth ≤ 100.  Its four module types
+    keep their probabilities (branching ``(1-p)/3``, split evenly over the factors 2/4/8, which is the
+    first implementation's distribution whenever all 12 branching functions are valid)."""
+    return build_einspace(
+        name="einspace-v1",
+        activation="leakyrelu",
+        default_budget=Budget(max_depth=V1_MAX_DEPTH),
+        description="einspace, first implementation's option set (leakyrelu, LayerNorm in col mode, module depth ≤ 100)",
+    )
+
+
+def build_einspace_v2() -> Grammar:
+    """``einspace-v2``: today's ``einspace`` with the second implementation's col-mode ``norm``
+    (``BatchNorm1d`` over the token axis), so its published strings stand for its networks."""
+    return build_einspace(
+        name="einspace-v2",
+        col_norm="batch",
+        description="einspace, second implementation's networks (BatchNorm1d over tokens for col-mode norm)",
     )

@@ -1,17 +1,20 @@
-"""Grammars by name: the built-in presets (einspace, einspace-quick, nb201, hnb201) and registered ones."""
+"""Grammars by name: the built-in presets (einspace, einspace-quick, einspace-v1, einspace-v2, nb201, hnb201) and
+registered ones."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from nas.grammar.core import Grammar
-from nas.grammar.einspace import build_einspace
+from nas.grammar.einspace import build_einspace, build_einspace_v1, build_einspace_v2
 from nas.grammar.hnb201 import build_hnb201
 from nas.grammar.nb201 import build_nb201
 
 _REGISTRY: dict[str, Callable[[], Grammar]] = {
     "einspace": build_einspace,
     "einspace-quick": lambda: build_einspace(0.9, name="einspace-quick"),
+    "einspace-v1": build_einspace_v1,
+    "einspace-v2": build_einspace_v2,
     "nb201": build_nb201,
     "hnb201": build_hnb201,
 }

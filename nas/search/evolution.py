@@ -23,32 +23,33 @@ import numpy as np
 
 from data.training import Evaluation
 from nas.architecture import Architecture
-from nas.errors import MutationError
+from nas.errors import InvalidArchitectureError, MutationError
 from nas.grammar.core import Budget
 from nas.mutation import mutate
 from nas.search.base import Member, Strategy, describe
-from nas.seeds import get_seed
+from nas.seeds import get_seed, seed_set
 
 log = logging.getLogger(__name__)
 
-#: Named seed sets; any single name of ``nas.seeds.seed_names()`` also works.
-SEED_SETS: dict[str, tuple[str, ...]] = {"mixed": ("resnet18", "wrn16_4", "vit", "mlp_mixer")}
-
-
-def resolve_seeds(seeds: Any, input_shape: Sequence[int]) -> list[Architecture]:
-    """The distinct seed architectures of a spec (``None``, a seed name, ``"mixed"``, an Architecture, or a
-    list of names and Architectures), in order."""
+def resolve_seeds(seeds: Any, input_shape: Sequence[int], grammar: Any = "einspace") -> list[Architecture]:
+    """The distinct seed architectures of a spec (``None``, a seed name, a seed set such as ``"mixed"``
+    (``nas.seeds.SEED_SETS``), an Architecture, or a list of names and Architectures), in order, as
+    architectures of ``grammar``."""
     if seeds is None:
         return []
     if isinstance(seeds, (str, Architecture)):
-        seeds = list(SEED_SETS.get(seeds.lower(), (seeds,))) if isinstance(seeds, str) else [seeds]
+        seeds = list(seed_set(seeds) or (seeds,)) if isinstance(seeds, str) else [seeds]
     out: list[Architecture] = []
     seen: set[str] = set()
     for item in seeds:
         if isinstance(item, str):
-            if item.lower() in SEED_SETS:
+            if seed_set(item) is not None:
                 raise ValueError(f"seed set {item!r} cannot appear inside a list of seeds")
-            arch = get_seed(item, input_shape)
+            try:
+                arch = get_seed(item, input_shape, grammar)
+            except InvalidArchitectureError as exc:
+                name = getattr(grammar, "name", grammar)
+                raise ValueError(f"seed {item!r} is not an architecture of grammar {name!r}: {exc}") from None
         elif isinstance(item, Architecture):
             arch = item
         else:
@@ -110,7 +111,7 @@ class RegularizedEvolution(Strategy):
         self.tournament_size = int(tournament_size)
         self.budget = budget if budget is not None else sampler.budget
         self.max_mutation_tries = int(max_mutation_tries)
-        self.seeds = [self._check_arch(a, "seed") for a in resolve_seeds(seeds, sampler.input_shape)]
+        self.seeds = [self._check_arch(a, "seed") for a in resolve_seeds(seeds, sampler.input_shape, sampler.grammar)]
         if len(self.seeds) > self.population_size:
             raise ValueError(f"{len(self.seeds)} seeds do not fit a population of {self.population_size}")
         for i, arch in enumerate(self.seeds):

@@ -19,12 +19,20 @@ from nas.sampler import Sampler
 from nas.search.bo import BayesianOptimisation
 from nas.search.evolution import RegularizedEvolution
 from nas.search.random import RandomSearch
-from nas.search.surrogate import SurrogateFilteredEvolution, SurrogateObjective
+from nas.search.surrogate import OBJECTIVE_PROTOCOLS, SurrogateFilteredEvolution, SurrogateObjective
 from surrogates import registry
 from surrogates.persistence import load_surrogate
 
 STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 SURROGATES = registry.surrogate_names()
+#: The features of the default filter (``nas search --strategy filtered``): GRAF, about a millisecond per
+#: candidate (1.3 % of a filtered search's wall-clock).  The 13 zero-cost proxies rank better (within-task τ 0.53
+#: against 0.28 on addnist-mini) but cost a median 4.6 % of a reduced-protocol training per candidate (p90 11 %),
+#: computed in the searching process for every candidate: 40-50 % of the wall-clock with 20 candidates per 5
+#: trained, 22 % with ``shortlist=10`` (experiments/results/filter_features.md).
+FILTER_FEATURES = "graf"
+#: The first stage of a two-stage filter (``shortlist``).
+PREFILTER_FEATURES = "graf"
 #: The most evaluations a filtered search runs as plain RE before its surrogate, fitted on them, is used.
 MAX_START_AFTER = 100
 
@@ -36,6 +44,12 @@ def default_start_after(budget_evals: int | None) -> int:
     if budget_evals is None:
         return MAX_START_AFTER
     return max(0, min(MAX_START_AFTER, int(budget_evals) // 3))
+
+
+def make_prefilter(task: Any, seed: int = 0) -> Any:
+    """The first stage of a two-stage filter: a random forest on ``PREFILTER_FEATURES`` (milliseconds per
+    candidate), fitted during the run on the same evaluations as the surrogate."""
+    return registry.make_surrogate("rf", task, PREFILTER_FEATURES, seed)
 
 
 def make_surrogate(spec: str, task: Any, features: str = "graf,zcp", seed: int = 0,
@@ -64,8 +78,11 @@ def make_strategy(
 ):
     """A strategy for ``task`` (an object with ``input_shape`` and optionally ``grammar``).  ``options`` go to
     the strategy: ``mode``, ``n_candidates``, ``k``, ``quantile``, ``start_after``, ``refit_every`` for
-    ``filtered``; ``steps``, ``top_k`` for ``objective``; any ``BayesianOptimisation`` argument (``n_init``,
-    ``pool_size``, ``hierarchical``, ``h``, ...) for ``bo``, which ignores ``population_size``,
+    ``filtered`` (``shortlist`` makes it a two-stage filter with ``make_prefilter`` as the first stage);
+    ``protocol`` (``topk``, the default, or ``published``: it fits a surrogate that is not ``prefit`` on its
+    trained first generation), ``steps``, ``top_k``, ``threshold`` for ``objective``; any
+    ``BayesianOptimisation`` argument (``n_init``, ``pool_size``, ``hierarchical``, ``h``, ...) for ``bo``,
+    which ignores ``population_size``,
     ``tournament_size``, ``seed_arch`` and ``surrogate``."""
     grammar = grammar_of(task, grammar)
     sampler = Sampler(grammar, task.input_shape, budget)
@@ -78,11 +95,15 @@ def make_strategy(
     if surrogate is None:
         raise ValueError(f"strategy {name!r} needs a surrogate")
     if name == "filtered":
+        if options.get("shortlist") is not None and options.get("prefilter") is None:
+            options["prefilter"] = make_prefilter(task, seed)
         return SurrogateFilteredEvolution(sampler, seed, surrogate, prefit=prefit, population_size=population_size,
                                           tournament_size=tournament_size, seeds=seed_arch, **options)
     if name == "objective":
-        if not prefit:
-            raise ValueError("the surrogate-as-objective strategy needs a fitted surrogate (a saved surrogate folder)")
+        options.setdefault("protocol", OBJECTIVE_PROTOCOLS[0])
+        if not prefit and options["protocol"] != "published":
+            raise ValueError(f"the {options['protocol']} surrogate-as-objective protocol needs a fitted surrogate (a "
+                             "saved surrogate folder); the published protocol fits one on its first generation")
         return SurrogateObjective(sampler, seed, surrogate, population_size=population_size,
-                                  tournament_size=tournament_size, **options)
+                                  tournament_size=tournament_size, prefit=prefit, **options)
     raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")

@@ -81,7 +81,8 @@ def summarize(archive: Archive, run: str) -> dict[str, Any]:
     """A search run's summary from the archive alone: the best architecture, counts (``proposed``: candidates
     the strategy generated, scored ones included; ``filtered``: proposed but never told; ``trained``;
     ``duplicates``: looked up; ``failed``) and seconds (``training``: the trained evaluations' own time;
-    ``strategy``: time inside ``ask``/``tell``, surrogate fits and predictions included; ``wall_clock``)."""
+    ``strategy``: time inside ``ask``/``tell``, surrogate fits and predictions included; ``surrogate``: the
+    part of it spent featurising, fitting and predicting, as the strategy recorded per ask; ``wall_clock``)."""
     stored = {r["name"]: r for r in archive.runs()}
     if run not in stored:
         raise KeyError(f"{archive.path}: no run named {run!r}")
@@ -115,6 +116,7 @@ def summarize(archive: Archive, run: str) -> dict[str, Any]:
         "seconds": {
             "training": round(sum(e.evaluation.seconds for e in trained), 4),
             "strategy": round(entries[-1].strategy_seconds, 4) if entries else 0.0,
+            "surrogate": round(sum(float(e.info.get("surrogate_seconds", 0.0)) for e in entries), 4),
             "wall_clock": round(entries[-1].wall, 4) if entries else 0.0,
         },
     }

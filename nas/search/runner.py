@@ -15,7 +15,7 @@ from data.training import TrainingProtocol
 from nas.jsonsafe import jsonable
 from nas.search.base import Strategy
 from nas.search.engine import SearchRun
-from nas.search.evaluators import TaskEvaluator
+from nas.search.evaluators import Evaluator, TaskEvaluator
 from nas.search.executors import worker_threads
 from nas.search.history import summarize
 
@@ -40,6 +40,7 @@ def run_search(
     run_dir: "str | os.PathLike[str] | None" = None,
     max_retries: int = 1,
     max_consecutive_errors: int = 5,
+    evaluator: Evaluator | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the search ``run_name`` on ``task`` until a budget is reached or the strategy stops.
 
@@ -50,12 +51,14 @@ def run_search(
     (pass ``workers`` with a Dask executor too).  With one evaluation in flight the search is the same on any
     executor.  ``budget_evals`` counts the run's steps (trained and looked up); ``budget_seconds`` its
     wall-clock over all sessions.  To evaluate with your own function instead of training, use
-    ``SearchRun(archive, run_name, fn).run(strategy, ...)``.
+    ``SearchRun(archive, run_name, fn).run(strategy, ...)``, or pass ``evaluator`` (e.g. a ``FunctionEvaluator``),
+    which then replaces training on ``task``.
 
     Returns ``summarize(archive, run_name)`` plus ``session``: why this call stopped (``budget_evals``,
     ``budget_seconds``, ``strategy``), its ``new`` history rows, ``worker_errors``, ``skipped`` jobs and the
     strategy's own counters; with ``run_dir`` it is also written to ``run_dir/summary.json``."""
-    evaluator = TaskEvaluator(task, protocol, train_seed, task_seed, device, worker_threads(workers))
+    if evaluator is None:
+        evaluator = TaskEvaluator(task, protocol, train_seed, task_seed, device, worker_threads(workers))
     engine = SearchRun(archive, run_name, evaluator, executor=executor, workers=workers,
                        max_in_flight=max_in_flight, max_retries=max_retries,
                        max_consecutive_errors=max_consecutive_errors, progress=progress, label=f"search {run_name}")

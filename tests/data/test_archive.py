@@ -288,3 +288,142 @@ def test_csv_import_is_all_or_nothing(archive, tmp_path):
     path.write_text(f'arch,acc\n"{b.to_string()}",0.25\n')
     with pytest.raises(ArchiveError, match=r"conflicts with the archive: .* stored as failed, this row says val_acc 0.25"):
         archive.import_csv(path, task="t", input_shape="3x8x8")
+
+
+# -- task identity: evaluations are keyed by the task's name and the fingerprint of its data ---------------
+
+OFFLINE_BUILD = "experiments/results/offline_tasks_build/tasks-partial.sqlite"
+
+
+def _zero_folder(folder, name, shape=(3, 6, 7), classes=3, n=30):
+    from data.task import Split, Task
+    from data.unseen import export_unseen
+
+    split = Split(np.zeros((n, *shape), np.float32), np.arange(n, dtype=np.int64) % classes)
+    return str(export_unseen(Task(name, shape, classes, split, split, split), folder))
+
+
+def test_an_all_zero_folder_named_like_a_builtin_does_not_get_its_results(tmp_path):
+    from data.tasks import get_task
+    from nas.search.evaluators import TaskEvaluator
+
+    real = get_task("chesseract-mini")
+    folder = _zero_folder(tmp_path / "zeros", "chesseract-mini")
+    zeros = get_task(folder)
+    assert TaskEvaluator(folder, protocol="smoke").task == zeros.name != real.name  # what a search stores under
+    arch = Sampler("einspace", real.input_shape).sample(np.random.default_rng(0))
+    with Archive(tmp_path / "a.sqlite") as a:
+        assert a.add_evaluation(ev(arch, 0.9, task=real.name), arch)
+        assert a.get_evaluation(arch.hash, zeros.name, "p-1", 0) is None  # not the real task's result
+        assert a.add_evaluation(ev(arch, 0.2, task=zeros.name), arch)
+        assert a.get_evaluation(arch.hash, real.name, "p-1", 0).val_acc == 0.9
+        assert a.get_evaluation(arch.hash, zeros.name, "p-1", 0).val_acc == 0.2
+        assert a.task_fingerprints() == {real.name: real.fingerprint(), zeros.name: zeros.fingerprint()}
+
+
+def test_an_exported_builtin_folder_is_kept_apart(tmp_path):
+    from data.tasks import get_task
+    from data.unseen import export_unseen
+
+    builtin = get_task("gutenberg-mini")
+    exported = get_task(str(export_unseen(builtin, tmp_path / "gutenberg")))
+    arch = Sampler("einspace", builtin.input_shape).sample(np.random.default_rng(1))
+    with Archive(tmp_path / "a.sqlite") as a:
+        a.add_evaluation(ev(arch, 0.5, task=builtin.name), arch)
+        assert a.add_evaluation(ev(arch, 0.6, task=exported.name), arch)  # not a duplicate of the built-in's
+        assert a.count(task="gutenberg-mini") == 1 and a.count() == 2
+
+
+def test_the_same_name_on_other_data_is_refused(tmp_path, monkeypatch):
+    """Two folders of one name, each loaded first by its own process: the archive refuses the second."""
+    from data import tasks
+
+    first = tasks.get_task(_zero_folder(tmp_path / "a", "twin-task"))
+    arch = Sampler("einspace", first.input_shape).sample(np.random.default_rng(2))
+    with Archive(tmp_path / "a.sqlite") as a:
+        a.add_evaluation(ev(arch, 0.5, task=first.name), arch)
+    monkeypatch.setattr(tasks, "_LOADED", {})  # a new process
+    second = tasks.get_task(_zero_folder(tmp_path / "b", "twin-task", n=36))
+    assert second.name == first.name and second.fingerprint() != first.fingerprint()
+    with Archive(tmp_path / "a.sqlite") as a:
+        with pytest.raises(ArchiveError, match=rf"'twin-task' here was evaluated on other data \(fingerprint "
+                                               rf"{first.fingerprint()[:12]}\).*{second.fingerprint()[:12]}"):
+            a.add_evaluation(ev(arch, 0.7, task=second.name), arch)
+        with pytest.raises(ArchiveError, match="other data"):
+            a.put_features(arch.hash, second.name, "graf", "1", ["f"], [1.0])
+        assert a.count() == 1
+
+
+def test_names_unknown_here_are_bound_by_the_first_process_that_knows_them(tmp_path, monkeypatch):
+    from data import tasks
+
+    arch = archs(1)[0]
+    with Archive(tmp_path / "a.sqlite") as a:
+        a.add_evaluation(ev(arch, 0.5, task="objective"), arch)  # e.g. a function objective: no data
+        assert a.task_fingerprints() == {"objective": None}
+    monkeypatch.setitem(tasks._LOADED, "objective", "f" * 64)
+    with Archive(tmp_path / "a.sqlite") as a:
+        a.add_evaluation(ev(arch, 0.5, task="objective", seed=1), arch)
+        assert a.task_fingerprints() == {"objective": "f" * 64}
+
+
+def _counts(path):
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {
+            "evaluations": db.execute("SELECT task, protocol, status, COUNT(*) FROM evaluations GROUP BY 1, 2, 3")
+            .fetchall(),
+            "architectures": db.execute("SELECT COUNT(*) FROM architectures").fetchone(),
+            "features": db.execute("SELECT task, featuriser, COUNT(*) FROM features GROUP BY 1, 2").fetchall(),
+            "runs": db.execute("SELECT name, config FROM runs ORDER BY name").fetchall(),
+        }
+    finally:
+        db.close()
+
+
+def test_the_offline_build_archive_is_upgraded_in_place(tmp_path):
+    """A copy of the archive the offline-task build wrote (schema 2, before task identity, no run locks):
+    read-only opens read it unchanged; the first write-open binds its task names to the built-in tasks'
+    fingerprints, and every count stays what it was."""
+    import shutil
+    import sqlite3
+
+    from data.tasks import get_task
+
+    path = tmp_path / "tasks.sqlite"
+    shutil.copyfile(OFFLINE_BUILD, path)
+    before = _counts(path)
+    with Archive(path, readonly=True) as a:
+        names = [t for t, _, _ in a.tasks()]
+        assert names == ["addnist-mini", "cifartile-mini", "language-mini", "multnist-mini"]
+        assert a.task_fingerprints() == dict.fromkeys(names)
+        assert a.count() == 940 and len(a.dataset("language-mini")[0]) > 0
+    assert _counts(path) == before
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    with Archive(path) as a:
+        assert a.task_fingerprints() == {n: get_task(n).fingerprint() for n in names}
+        assert a._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        real = get_task("language-mini")
+        arch = Sampler("einspace", real.input_shape).sample(np.random.default_rng(3))
+        a.add_evaluation(ev(arch, 0.5, task=real.name), arch)  # the built-in's own data: accepted
+    after = _counts(path)
+    assert after["architectures"][0] == before["architectures"][0] + 1
+    assert after["features"] == before["features"] and after["runs"] == before["runs"]
+    assert [r for r in after["evaluations"] if r[1] != "p-1"] == before["evaluations"]
+    with Archive(path, readonly=True) as a:  # and it reads as schema 3
+        assert a.task_fingerprints()["addnist-mini"] == get_task("addnist-mini").fingerprint()
+
+
+def test_a_binding_rolled_back_with_its_write_is_made_again(tmp_path, monkeypatch):
+    from data import tasks
+
+    monkeypatch.setitem(tasks._LOADED, "t", "a" * 64)
+    arch = archs(1)[0]
+    with Archive(tmp_path / "a.sqlite") as a:
+        with pytest.raises(ArchiveError, match="pass arch="):
+            a.add_evaluation(ev(arch, 0.5))  # bound the name, then failed: the transaction is rolled back
+        assert a.task_fingerprints() == {}
+        a.add_evaluation(ev(arch, 0.5), arch)
+        assert a.task_fingerprints() == {"t": "a" * 64}

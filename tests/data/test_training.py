@@ -140,3 +140,52 @@ def test_subsets_and_test_accuracy(blobs_task):
     ev = train_and_evaluate(conv(blobs_task), blobs_task,
                             FAST.replace(train_subset=64, valid_subset=50, evaluate_test=True), seed=0)
     assert ev.metrics["steps"] == 2 * 2 and "test_acc" in ev.metrics
+
+
+# -- the transferable protocol and early stopping ------------------------------------------------------
+
+
+def test_keys_of_the_earlier_protocols_do_not_change():
+    # archives are keyed by these: the fields added later (patience, final_epochs) enter a key only when set
+    keys = {name: PROTOCOLS[name].key for name in ("published", "reduced", "smoke")}
+    assert keys == {"published": "published-2aaac074", "reduced": "reduced-f652bccd", "smoke": "smoke-7bb6ed5a"}
+    p = PROTOCOLS["reduced"]
+    assert p.replace(patience=3).key != p.key and p.replace(final_epochs=3).key != p.key
+
+
+def test_transferable_protocol_and_its_final_retrain():
+    t = get_protocol("transferable")
+    assert (t.epochs, t.patience, t.final_epochs, t.batch_size, t.lr, t.schedule) == (16, 8, 64, 256, 0.04, "cosine")
+    assert TrainingProtocol.from_dict(t.to_dict()) == t and t.key.startswith("transferable-")
+    final = t.for_final()
+    assert (final.epochs, final.patience) == (64, None)
+    assert PROTOCOLS["published"].for_final() == PROTOCOLS["published"]
+    for bad in (0, -1, True, 1.5, "8"):
+        with pytest.raises(ValueError, match="field 'patience' must be a positive integer"):
+            TrainingProtocol(patience=bad)
+        with pytest.raises(ValueError, match="field 'final_epochs' must be a positive integer"):
+            TrainingProtocol(final_epochs=bad)
+
+
+def test_patience_stops_training_early(blobs_task):
+    # lr 1e-9: the weights do not move, validation accuracy never beats epoch 1, so patience 2 stops after
+    # epoch 3 instead of 10
+    frozen = FAST.replace(epochs=10, lr=1e-9, patience=2)
+    ev = train_and_evaluate(conv(blobs_task), blobs_task, frozen, seed=0)
+    assert ev.ok and ev.metrics["epochs"] == 3 and ev.metrics["best_epoch"] == 1
+    assert ev.metrics["steps"] == 3 * (256 // 32) and ev.metrics["best_val_acc"] == ev.val_acc
+    # a network that keeps learning with a large patience trains every epoch
+    learning = FAST.replace(epochs=4, patience=4)
+    ev = train_and_evaluate(conv(blobs_task), blobs_task, learning, seed=0)
+    assert ev.ok and ev.metrics["epochs"] == 4 and ev.metrics["best_val_acc"] >= ev.val_acc
+    # without patience nothing changes: no per-epoch validation metrics
+    assert "best_epoch" not in train_and_evaluate(conv(blobs_task), blobs_task, FAST, seed=0).metrics
+
+
+def test_the_final_retrain_trains_for_final_epochs(blobs_task):
+    from data.final import final_evaluate
+
+    protocol = FAST.replace(epochs=1, final_epochs=3, patience=1)
+    result = final_evaluate(conv(blobs_task), blobs_task, protocol, seed=0)
+    assert result.status == "ok" and result.metrics["epochs"] == 3 and "best_epoch" not in result.metrics
+    assert 0 <= result.metrics["test_acc"] <= 1

@@ -119,3 +119,44 @@ def test_help_does_not_import_the_heavy_layers():
             "'surrogates', 'features') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_sample_records_a_non_default_input_shape_and_show_uses_it(capsys, tmp_path):
+    code, out, _ = run(capsys, "sample", "-n", "1", "--input-shape", "1x24x24", "--seed", "2")
+    header, line = out.splitlines()
+    assert code == 0 and header == "# input_shape: 1x24x24"
+    path = tmp_path / "a.txt"
+    path.write_text(out)
+    code, shown, _ = run(capsys, "show", str(path))
+    assert code == 0 and shown.splitlines()[0] == line and "1×24×24 -> " in shown  # not the default 3×32×32
+    assert "3×32×32" in run(capsys, "show", str(path), "--input-shape", "3x32x32")[1]  # the option wins
+    plain = tmp_path / "plain.txt"
+    plain.write_text(line + "\n")  # a string alone: the shape of --task
+    code, shown, _ = run(capsys, "show", str(plain), "--task", "language-mini")
+    assert code == 0 and "1×24×24 -> " in shown
+    assert run(capsys, "sample", "-n", "1")[1].count("#") == 0  # the default shape writes no header
+
+
+def test_evaluate_defaults_to_the_reduced_protocol_like_build_and_search():
+    parser = build_parser()
+    assert parser.parse_args(["evaluate", "x", "--task", "t"]).protocol == "reduced"
+    assert parser.parse_args(["archive", "build", "--archive", "a"]).protocol == "reduced"
+    assert parser.parse_args(["search", "--task", "t", "--run-dir", "r"]).protocol == "reduced"
+
+
+@pytest.mark.parametrize("argv", [["archive", "build", "--task", "nb201-cifar10", "-n", "1"],
+                                  ["evaluate", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--task",
+                                   "nb201-cifar10"]])
+def test_a_mistyped_archive_path_of_a_write_verb_is_refused_in_one_line(capsys, tmp_path, argv):
+    missing = tmp_path / "no-such-folder" / "a.sqlite"
+    code, _, err = run(capsys, *argv, "--archive", str(missing))
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_options_of_the_archive_space_surrogate_and_quickstart_commands_have_help():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for command in ("sample", "show", "evaluate", "final", "archive", "surrogate", "transfer", "quickstart"):
+        bare = [a.option_strings[0] for a in sub.choices[command]._actions
+                if a.option_strings and a.dest != "help" and not a.help]
+        assert bare == [], command

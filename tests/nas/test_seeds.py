@@ -14,7 +14,9 @@ SHAPES = [(3, 32, 32), (1, 24, 24), (3, 64, 64), (12, 8, 8), (64, 32)]
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_every_meaningful_seed_builds_and_runs(shape):
     names = seed_names(shape)
-    assert names == (["resnet18", "wrn16_4", "vit", "mlp_mixer"] if len(shape) == 3 else ["vit", "mlp_mixer"])
+    sequence_seeds = ["vit", "mlp_mixer", "vit_v1", "mlp_mixer_v1"]
+    image_seeds = ["resnet18", "wrn16_4", "vit", "mlp_mixer", "resnet18_v1", "wrn16_4_v1", "vit_v1", "mlp_mixer_v1"]
+    assert names == (image_seeds if len(shape) == 3 else sequence_seeds)
     for name in names:
         arch = get_seed(name, shape)
         net = compile_architecture(arch, 10, seed=0)

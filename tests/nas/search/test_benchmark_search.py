@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "search.py"
@@ -84,3 +85,76 @@ def test_figures_and_table(bench, results):
     assert dict((n, v) for n, v, _ in lines)["p10_initial_population_identical_re_filtered"] == "2/2"
     table = bench.markdown([summary], cfg)
     assert table.count("\n|") >= 8 and "Surrogate as objective" in table
+
+
+# -- --einspace: real training at toy size ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench_any():
+    spec = importlib.util.spec_from_file_location("benchmark_search_einspace", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def toy_source_archive(path) -> str:
+    """Two source tasks (the target's siblings) with synthetic accuracies that grow with parameters."""
+    from data.archive import Archive
+    from data.tasks import get_task
+    from data.training import Evaluation
+    from nas.sampler import Sampler
+    from nas.search import CPU_BUDGET
+
+    with Archive(path) as archive:
+        for name in ("gutenberg-mini", "addnist-mini"):
+            sampler = Sampler("einspace", get_task(name, seed=0).input_shape, CPU_BUDGET)
+            for seed in range(12):
+                arch = sampler.sample(seed)
+                acc = 0.2 + 0.6 * min(1.0, arch.num_params / 3e5)
+                archive.add_evaluation(Evaluation(arch.hash, name, "reduced-toy", 0, "ok", {"val_acc": acc}), arch)
+    return str(path)
+
+
+@pytest.mark.e2e
+def test_einspace_mode_at_toy_size(bench_any, tmp_path, capsys):
+    """Every variant trains for real (a tiny protocol), the transfer surrogate comes from a source archive
+    without the target, re-running resumes (nothing is trained again), and the figures and table come out."""
+    from data.training import TrainingProtocol
+
+    bench = bench_any
+    protocol = TrainingProtocol(name="toy", epochs=1, batch_size=32, train_subset=64, valid_subset=64,
+                                max_seconds=60.0)
+    cfg = bench.EinspaceConfig(budget=6, population=3, tournament=2, n_candidates=4, k=2, refit_every=2,
+                               protocol=protocol, workers=1, source_archive=toy_source_archive(tmp_path / "src.db"))
+    out = tmp_path / "out"
+    results = bench.run_einspace(str(out), ["language-mini"], [0], cfg)
+    recs = results["language-mini"][0]
+    assert set(recs) == {"re", "filtered", "transfer"}
+    for name, rec in recs.items():
+        assert len(rec.vals) == 6 and len(rec.walls) == 6 and rec.wall > 0
+        assert np.all(np.diff(rec.walls) >= 0)
+    assert recs["re"].surrogate_seconds == 0.0
+    assert recs["filtered"].surrogate_seconds > 0 and recs["transfer"].surrogate_seconds > 0
+    # Same seed: plain and within-task filtered RE share the initial population.
+    assert recs["re"].hashes[:3] == recs["filtered"].hashes[:3]
+    # The transfer surrogate filters from the first ask, so its first asks are filtered.
+    from data.archive import Archive
+    with Archive(out / "archives" / "language-mini-transfer-s0.sqlite") as archive:
+        kinds = [e[-1]["kind"] for e in archive.history("transfer")]
+    assert kinds[0] == "filtered"
+    again = bench.run_einspace(str(out), ["language-mini"], [0], cfg)["language-mini"][0]
+    assert {n: r.hashes for n, r in again.items()} == {n: r.hashes for n, r in recs.items()}
+    assert again["re"].wall == pytest.approx(recs["re"].wall)  # finished runs are not run again
+    lines, rows = bench.einspace_figures(results, cfg)
+    text = "\n".join(lines)
+    for needle in ("einspace language-mini transfer surrogate_share", "einspace overall filtered best@",
+                   "einspace overall transfer trained_to_reach_re_final_best", "wall_ratio_to_re"):
+        assert needle in text
+    table = bench.einspace_markdown(rows, cfg, 1, "python benchmarks/search.py --einspace")
+    assert table.count("\n| language-mini | ") == 3 and table.count("\n| overall | ") == 3
+    assert "surrogate share" in table

@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import statistics
 import time
 
 import pytest
@@ -84,3 +85,48 @@ def test_search_resumes_after_sigkill(tmp_path):
     assert len(history) == 9  # the budget is reached
     trained = [h.arch_hash for h in history if h.source == "trained"]
     assert len(trained) == len(set(trained)) == len(after)  # each architecture trained once
+
+
+def test_seeds_make_one_run_dir_per_seed_and_print_mean_and_sd(capsys, tmp_path):
+    """``--seeds 0-2``: three run dirs RUN_DIR/seed-S (each the run ``--seed S`` makes), one label for all,
+    then the mean ± sd of their best validation accuracy and the nas compare command."""
+    common = ["--task", "nb201-cifar10", "--budget", "15", "--population", "6", "--tournament", "2"]
+    code, out, _ = run(capsys, "search", *common, "--seeds", "0-2", "--run-dir", str(tmp_path / "multi"))
+    assert code == 0
+    best = []
+    for seed in (0, 1, 2):
+        run_dir = tmp_path / "multi" / f"seed-{seed}"
+        ref = json.loads((run_dir / "run.json").read_text())
+        assert ref["label"] == "re" and ref["run"] == f"re-seed{seed}"
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["evaluations"] == 15
+        best.append(summary["best"]["val_acc"])
+        assert f"nb201-cifar10 re seed {seed}: best val_acc {best[-1]:.4f} after 15 steps" in out
+    assert len(set(best)) > 1  # different seeds, different searches
+    mean, sd = statistics.fmean(best), statistics.stdev(best)
+    assert f"nb201-cifar10 re: best val_acc {mean:.4f} ± {sd:.4f} (mean ± sd over 3 seeds: 0, 1, 2)" in out
+    assert f"nas compare {tmp_path / 'multi'}" in out
+    # seed 1 of --seeds is the run --seed 1 makes
+    assert run(capsys, "search", *common, "--seed", "1", "--run-dir", str(tmp_path / "one"))[0] == 0
+    with Archive(str(tmp_path / "one" / "archive.sqlite")) as one, \
+            Archive(str(tmp_path / "multi" / "seed-1" / "archive.sqlite")) as multi:
+        assert [h.arch_hash for h in run_history(one, "re-seed1")] == [h.arch_hash for h in run_history(multi, "re-seed1")]
+
+
+@pytest.mark.parametrize("text, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,2,5", [0, 2, 5]), ("0-2,7", [0, 1, 2, 7]),
+                                         (" 3 ", [3])])
+def test_seed_lists(text, seeds):
+    assert cli_search.seed_list(text) == seeds
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "1", "--seeds", "0-2"], "argument --seeds: not allowed with argument --seed"),
+    (["--seeds", "2-0"], "argument --seeds: must be an increasing range such as 0-4, got '2-0'"),
+    (["--seeds", "0,1,1"], "argument --seeds: repeats a seed"),
+    (["--seeds", "a-b"], "argument --seeds: must be seeds such as 0-4 or 0,2,5"),
+])
+def test_bad_seeds_are_one_line(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--task", "nb201-cifar10", "--run-dir", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err and not (tmp_path / "r").exists()

@@ -8,11 +8,10 @@ import json
 import logging
 import math
 
-import numpy as np
 import pytest
 
 from data.archive import Archive
-from data.tasks import Split, Task, register_task, unregister_task
+from data.tasks import register_task, unregister_task
 from data.training import Evaluation
 from nas.cli import build_parser, main
 from nas.cli.common import SURROGATE_MODELS
@@ -23,6 +22,7 @@ from nas.search.budgets import CPU_BUDGET
 from surrogates.persistence import save_surrogate
 from surrogates.registry import surrogate_names
 from surrogates.transfer import TransferSurrogate
+from tests.toys import toy_task
 
 SHAPE = (3, 8, 8)
 TASKS = ("cli-surrogates-toy-a", "cli-surrogates-toy-b", "cli-surrogates-toy-c")
@@ -51,22 +51,13 @@ def test_old_lm_option_spellings_still_work(capsys):
     assert "--epochs is deprecated here, use --lm-epochs" in capsys.readouterr().err
 
 
-def toy_task(name: str, seed: int) -> Task:
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = rng.integers(0, 3, size=n)
-        x = (rng.normal(size=(n, *SHAPE)) + y[:, None, None, None]).astype(np.float32)
-        return Split(x, y.astype(np.int64))
-
-    return Task(name, SHAPE, 3, split(64), split(32), split(32), {"source": "test"})
 
 
 @pytest.fixture(scope="module")
 def toy_tasks():
     """Three small image tasks, registered in this process (the searches below run in it, one worker)."""
     for i, name in enumerate(TASKS):
-        register_task(name, lambda seed=0, task=toy_task(name, i): task, "toy task of the CLI surrogate tests")
+        register_task(name, lambda seed=0, task=toy_task(name, i, SHAPE): task, "toy task of the CLI surrogate tests")
     yield TASKS
     for name in TASKS:
         unregister_task(name)

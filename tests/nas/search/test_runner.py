@@ -287,7 +287,7 @@ def test_summary_json_and_report(sampler, archive, tmp_path):
     go(sfe_factory(sampler), archive, "sfe", 25)
     written = json.loads((tmp_path / "re" / "summary.json").read_text())
     assert written["evaluations"] == 25 and written["best"]["hash"] and set(written["seconds"]) == {
-        "training", "strategy", "wall_clock"}
+        "training", "strategy", "surrogate", "wall_clock"}
     curve = best_so_far(archive, "re")
     assert np.all(np.diff(curve["best"]) >= 0) and curve["trained"][-1] == written["counts"]["trained"]
     fig = plot_best_so_far([(archive, "re"), (archive.path, "sfe", "filtered")], tmp_path / "best.png")
