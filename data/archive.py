@@ -44,6 +44,10 @@ from nas.versions import software_version
 
 log = logging.getLogger(__name__)
 
+#: Archives shipped inside the package (the source archive of transfer): always opened read-only, whatever the
+#: caller asks, so that no verb can change them (a write-open would also switch their journal to WAL).
+PACKAGED_ARCHIVES = pathlib.Path(__file__).resolve().parent / "archives"
+
 SCHEMA_VERSION = 3  # 2: architecture hashes cover grammar and input shape; 3: task names bound to fingerprints
 
 _SCHEMA = """
@@ -138,6 +142,14 @@ class ArchiveError(ValueError):
     """The archive file or an imported file is not what it should be."""
 
 
+def is_packaged(path: "str | os.PathLike[str]") -> bool:
+    """Whether ``path`` is an archive shipped inside the package (``PACKAGED_ARCHIVES``), which is only read."""
+    try:
+        return pathlib.Path(path).resolve().parent == PACKAGED_ARCHIVES
+    except OSError:
+        return False
+
+
 class Archive:
     """A SQLite archive of evaluated architectures.  Safe to open from several processes (WAL mode; each
     write is one short transaction).  Use as a context manager or call ``close``.
@@ -149,7 +161,7 @@ class Archive:
 
     def __init__(self, path: "str | os.PathLike[str]", readonly: bool = False, create: bool = True) -> None:
         self.path = os.fspath(path)
-        self.readonly = bool(readonly)
+        self.readonly = bool(readonly) or is_packaged(self.path)
         if not self.path:
             raise ArchiveError("no archive named: the archive path is empty")
         if (self.readonly or not create) and not os.path.isfile(self.path):

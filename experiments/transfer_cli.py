@@ -30,6 +30,7 @@ from surrogates.sources import SHIPPED_ARCHIVE
 
 def nas_json(args: Sequence[str]) -> dict[str, Any]:
     """Run ``nas ARGS`` (this interpreter's package) and parse the JSON object it prints on stdout."""
+    args = [str(a) for a in args]
     cmd = [sys.executable, "-m", "nas.cli", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -39,6 +40,7 @@ def nas_json(args: Sequence[str]) -> dict[str, Any]:
 
 
 def run_nas(args: Sequence[str]) -> None:
+    args = [str(a) for a in args]
     done = subprocess.run([sys.executable, "-m", "nas.cli", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")

@@ -41,6 +41,7 @@ from features.cache import CachedFeaturiser, MemoryStore, featuriser_key
 from features.pipeline import Concat, cached, make_featuriser, uses_proxies
 from surrogates import folder
 from surrogates.folder import MANIFEST, PersistenceError
+from surrogates.sources import feature_store_of
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def build_featuriser(features: str, task: Any = None, grammar: str | None = None
         name = task_name or task_label(task)
         if name is None:
             raise ValueError("caching features in an archive needs a task name (task_name=...)")
-        featuriser = cached(featuriser, archive, name, progress=progress)
+        featuriser = cached(featuriser, feature_store_of(archive), name, progress=progress)
     return featuriser
 
 

@@ -11,12 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-import data
-from data.archive import Archive
+from data.archive import PACKAGED_ARCHIVES, Archive, is_packaged
 from features.cache import MemoryStore
 
 #: The source archive shipped with the project, inside the ``data`` package.
-SHIPPED_ARCHIVE = Path(data.__file__).resolve().parent / "archives" / "offline-tasks.sqlite"
+SHIPPED_ARCHIVE = PACKAGED_ARCHIVES / "offline-tasks.sqlite"
 
 
 def source_archive(path: "str | os.PathLike[str] | None" = None, option: str = "--archive") -> Path:
@@ -31,14 +30,6 @@ def source_archive(path: "str | os.PathLike[str] | None" = None, option: str = "
         raise FileNotFoundError(f"the shipped source archive ({SHIPPED_ARCHIVE}) is not in this version of "
                                 f"surrogate-nas; pass an archive of evaluated source tasks with {option} A")
     return SHIPPED_ARCHIVE
-
-
-def is_shipped(path: "str | os.PathLike[str]") -> bool:
-    """Whether ``path`` is the shipped source archive (which users only read)."""
-    try:
-        return Path(path).resolve() == SHIPPED_ARCHIVE.resolve()
-    except OSError:
-        return False
 
 
 def open_source_archive(path: "str | os.PathLike[str] | None" = None, option: str = "--archive") -> Archive:
@@ -72,6 +63,6 @@ class SourceFeatureStore:
 def feature_store_of(archive: Any) -> Any:
     """Where features of ``archive``'s architectures are cached: the archive itself, or, for one opened
     read-only or the shipped archive, a ``SourceFeatureStore`` that reads its cache and writes nothing to it."""
-    if getattr(archive, "readonly", False) or is_shipped(getattr(archive, "path", "")):
+    if getattr(archive, "readonly", False) or is_packaged(getattr(archive, "path", "")):
         return SourceFeatureStore(archive)
     return archive
