@@ -101,6 +101,27 @@ def lm_params(args: argparse.Namespace, model: str | None) -> dict[str, Any]:
     return {k: v for k, v in given if v is not None}
 
 
+SHAPE_HEADER = "# input_shape:"
+
+
+def shape_text(shape: "str | tuple[int, ...]") -> str:
+    """An input shape as ``CxHxW`` (or ``SxD``)."""
+    return "x".join(map(str, parse_shape(shape)))
+
+
+def split_shape_header(text: str) -> tuple[str, str | None]:
+    """``(text without comment lines, the shape of a leading "# input_shape: ..." line or None)``."""
+    shape, kept = None, []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            if stripped.startswith(SHAPE_HEADER) and shape is None:
+                shape = shape_text(stripped[len(SHAPE_HEADER):].strip())
+            continue
+        kept.append(line)
+    return "\n".join(kept), shape
+
+
 def read_text(source: str | None) -> str:
     """An argument that is a string, a file name, or '-'/absent for standard input."""
     if source is None or source == "-":
@@ -135,7 +156,7 @@ def read_architectures(lines: Sequence[str], nb201_cells: bool, input_shape: str
 def task_architecture(source: str | None, task: Any, grammar: str) -> Architecture:
     """The architecture argument read for ``task``: its input shape, its grammar, NB201 cell strings."""
     grammar = getattr(task, "grammar", None) or grammar
-    text = read_text(source)
+    text, _ = split_shape_header(read_text(source))  # a nas sample file: the task's shape is the one to build for
     if grammar == "nb201" and text.strip().startswith("|"):
         return from_cell_string(text.strip(), task.input_shape)
     shape = "x".join(map(str, task.input_shape))

@@ -2,7 +2,7 @@
 
 ``nas sample`` writes one canonical string per line; a string does not say which input shape its network was
 sampled for, so when that is not the default (3×32×32) the output starts with a comment line
-``# input_shape: 1x24x24``, which ``nas show`` and ``nas surrogate predict`` read.  ``--json`` lines carry the
+``# input_shape: 1x24x24``, which ``nas show``, ``nas surrogate predict``, ``nas evaluate`` and ``nas final`` read.  ``--json`` lines carry the
 shape in each object."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data.tasks import get_task
-from nas.architecture import parse_shape
-from nas.cli.common import DEFAULT_SHAPE, add_grammar_arg, read_architecture, read_text
+from nas.cli.common import (DEFAULT_SHAPE, SHAPE_HEADER, add_grammar_arg, read_architecture, read_text, shape_text,
+                            split_shape_header)
 from nas.cli.options import positive_int, seed_int
 from nas.grammar import get_grammar
 from nas.grammar.core import Budget
@@ -46,27 +46,6 @@ def budget_from_args(args: argparse.Namespace) -> Budget:
 
 
 #: The comment line that records the input shape of sampled strings.
-SHAPE_HEADER = "# input_shape:"
-
-
-def shape_text(shape: "str | tuple[int, ...]") -> str:
-    """An input shape as ``CxHxW`` (or ``SxD``)."""
-    return "x".join(map(str, parse_shape(shape)))
-
-
-def split_shape_header(text: str) -> tuple[str, str | None]:
-    """``(text without comment lines, the shape of a leading "# input_shape: ..." line or None)``."""
-    shape, kept = None, []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            if stripped.startswith(SHAPE_HEADER) and shape is None:
-                shape = shape_text(stripped[len(SHAPE_HEADER):].strip())
-            continue
-        kept.append(line)
-    return "\n".join(kept), shape
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
     sampler = Sampler(args.grammar, args.input_shape, budget_from_args(args))
     rng = np.random.default_rng(args.seed)

@@ -10,9 +10,8 @@ import sys
 from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, fit_transfer_surrogate,
-                            lm_params, read_architectures, read_text)
+                            lm_params, read_architectures, read_text, split_shape_header)
 from nas.cli.options import open_fraction, seed_int
-from nas.cli.space import split_shape_header
 
 #: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
 TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")

@@ -137,6 +137,13 @@ def test_sample_records_a_non_default_input_shape_and_show_uses_it(capsys, tmp_p
     assert run(capsys, "sample", "-n", "1")[1].count("#") == 0  # the default shape writes no header
 
 
+def test_evaluate_reads_a_sample_file_with_its_header(capsys, tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text(run(capsys, "sample", "-n", "1", "--input-shape", "3x16x16", "--seed", "3")[1])
+    code, out, err = run(capsys, "evaluate", str(path), "--task", "addnist-mini", "--protocol", "smoke")
+    assert code == 0 and '"status"' in out, err
+
+
 def test_evaluate_defaults_to_the_reduced_protocol_like_build_and_search():
     parser = build_parser()
     assert parser.parse_args(["evaluate", "x", "--task", "t"]).protocol == "reduced"
