@@ -337,10 +337,15 @@ class Archive:
         cached = self._arch_cache.get(arch_hash)
         if cached is not None:
             return cached
-        row = self._db.execute("SELECT json FROM architectures WHERE hash = ?", (arch_hash,)).fetchone()
+        row = self._db.execute("SELECT json, string, input_shape, grammar FROM architectures WHERE hash = ?",
+                               (arch_hash,)).fetchone()
         if row is None:
             raise KeyError(f"{self.path}: no architecture with hash {arch_hash[:16]}…")
-        arch = Architecture.from_json(row[0])
+        # a compacted archive (the shipped one) keeps only the canonical string, which rebuilds the same tree
+        arch = (Architecture.from_json(row[0]) if row[0] else
+                Architecture.from_string(row[1], tuple(json.loads(row[2])), row[3]))
+        if arch.hash != arch_hash:
+            raise ArchiveError(f"{self.path}: architecture {arch_hash[:16]}… does not rebuild to its hash")
         self._arch_cache[arch_hash] = arch
         return arch
 
