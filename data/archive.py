@@ -172,15 +172,21 @@ class Archive:
         self._arch_cache: dict[str, Architecture] = {}
         self._task_fps: dict[str, str | None] = {}  # task name -> the fingerprint of its data in this process
         self._bound: set[str] = set()  # task names checked against the tasks table on this connection
-        try:
-            self._db = self._connect()
+        for attempt in range(50):  # a concurrent opener may hold the lock that switching to WAL needs
             try:
-                self._check_schema()
-            except BaseException:
-                self._db.close()
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
+                self._db = self._connect()
+                try:
+                    self._check_schema()
+                except BaseException:
+                    self._db.close()
+                    raise
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
+                time.sleep(0.1)
+            except sqlite3.DatabaseError as exc:
+                raise ArchiveError(f"{self.path}: not a surrogate-nas archive ({exc})") from None
 
     def _connect(self) -> sqlite3.Connection:
         """A connection; a read-only one is opened without creating the file and refuses every write
