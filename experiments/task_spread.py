@@ -7,6 +7,10 @@ chance (within 2 points of the majority-class accuracy), failures, and seconds p
 which all architectures score alike teaches a surrogate nothing.
 
     .venv/bin/python -m experiments.task_spread --n 50 --archive runs/spread.sqlite --out runs/spread.md
+
+A second, independent build of the same tasks (another sampling seed, and training seed with
+``--train-seed``) in its own archive is the training side of ``nas transfer --test-archive``; in the same
+archive, ``nas transfer`` pairs the two builds of each task by itself.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(OFFLINE))
     ap.add_argument("--protocol", default="reduced")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed of the builds (default %(default)s)")
+    ap.add_argument("--train-seed", type=int, default=0,
+                    help="training seed of every evaluation (default %(default)s); published independent runs "
+                    "differ in both seeds")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     protocol = PROTOCOLS[args.protocol]
@@ -62,7 +69,8 @@ def main() -> None:
     with Archive(args.archive) as archive:
         for name in args.tasks.split(","):
             t0 = time.perf_counter()
-            build_archive(archive, name, args.n, seed=args.seed, protocol=protocol, workers=args.workers)
+            build_archive(archive, name, args.n, seed=args.seed, protocol=protocol, train_seed=args.train_seed,
+                          workers=args.workers)
             task = get_task(name)
             s = spread(archive, task.name, protocol.key, task.chance_level())
             s["wall_s"] = time.perf_counter() - t0

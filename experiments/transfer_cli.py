@@ -6,9 +6,13 @@ folder: a held-out random split), which says whether the task has signal at all.
     python -m experiments.transfer_cli --out experiments/results/transfer_cli_rf
 
 runs on the source archive shipped with the package (``--archive`` for another) and writes ``tau.md`` and
-``tau.json`` under ``--out``.  A task "has signal" when its within-task τ reaches ``--signal-tau`` (default 0.2):
-no surrogate can rank a task whose own held-out networks it cannot rank, so the headline mean is over those
-(the published leave-one-out means: RF .455, XGBoost .45).
+``tau.json`` under ``--out``.  ``--model lm`` fine-tunes the LM surrogate on the pooled sources (the ``--lm-*``
+options and ``--max-per-source`` are passed to ``nas surrogate fit``; ``--normalise ecdf`` as the published
+leave-one-out BERT); ``--within-model rf`` measures the within-task τ with another, cheaper model.
+
+A task "has signal" when its within-task τ reaches ``--signal-tau`` (default 0.2): no surrogate can rank a task
+whose own held-out networks it cannot rank, so the headline mean is over those (the published leave-one-out
+means: RF .455, XGBoost .45).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from data.archive import Archive
 from data.training import machine
 from nas.versions import software_version
 from surrogates.sources import SHIPPED_ARCHIVE
+
+#: The LM options of ``nas surrogate`` this script passes through as given (``nas surrogate`` checks them).
+LM_OPTIONS = ("--lm-encoding", "--lm-target", "--lm-lr", "--lm-epochs", "--lm-layers", "--lm-path")
 
 
 def nas_json(args: Sequence[str]) -> dict[str, Any]:
@@ -46,18 +53,31 @@ def run_nas(args: Sequence[str]) -> None:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
 
 
+def lm_flags(args: argparse.Namespace) -> list[str]:
+    """The ``LM_OPTIONS`` given to this script, as ``nas surrogate`` takes them."""
+    given = ((flag, getattr(args, flag[2:].replace("-", "_"))) for flag in LM_OPTIONS)
+    return [str(v) for flag, value in given if value is not None for v in (flag, value)]
+
+
 def task_row(archive: str, task: str, model: str, features: str, normalise: str, workdir: str,
-             seed: int, screen: Sequence[str] = ()) -> dict[str, Any]:
-    """Within-task and leave-one-out transfer τ of ``task`` through the CLI."""
+             seed: int, screen: Sequence[str] = (), within_model: str | None = None,
+             fit_flags: Sequence[str] = (), lm: Sequence[str] = ()) -> dict[str, Any]:
+    """Within-task (with ``within_model``, default ``model``) and leave-one-out transfer τ of ``task`` through
+    the CLI; ``fit_flags`` go to the transfer fit, ``lm`` (``--lm-*`` options) to every LM fit."""
+    within_model = within_model or model
     common = ["--archive", archive, "--task", task, "--features", features, "--seed", str(seed)]
     start = time.perf_counter()
-    within = nas_json(["surrogate", "evaluate", *common, "--model", model, "--test-fraction", "0.25"])
+    within = nas_json(["surrogate", "evaluate", *common, "--model", within_model, "--test-fraction", "0.25",
+                       *(lm if within_model == "lm" else ())])
+    within_seconds = time.perf_counter() - start
     folder = os.path.join(workdir, f"transfer-{task}")
-    run_nas(["surrogate", "fit", "--transfer", *common, "--model", model, "--normalise", normalise, *screen, "-o", folder])
+    run_nas(["surrogate", "fit", "--transfer", *common, "--model", model, "--normalise", normalise, *screen,
+             *fit_flags, *(lm if model == "lm" else ()), "-o", folder])
     transfer = nas_json(["surrogate", "evaluate", folder, "--archive", archive, "--task", task])
     return {"task": task, "within_tau": within.get("kendall_tau"), "transfer_tau": transfer.get("kendall_tau"),
             "transfer_spearman": transfer.get("spearman_rho"), "n": transfer.get("n"),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(time.perf_counter() - start, 1),
+            "transfer_seconds": round(time.perf_counter() - start - within_seconds, 1)}
 
 
 def summary(rows: list[dict[str, Any]], signal_tau: float) -> dict[str, Any]:
@@ -68,10 +88,12 @@ def summary(rows: list[dict[str, Any]], signal_tau: float) -> dict[str, Any]:
             "mean_transfer_tau_all": sum(r["transfer_tau"] for r in rows) / len(rows) if rows else None}
 
 
-def markdown(rows: list[dict[str, Any]], summ: dict[str, Any], command: str, signal_tau: float) -> str:
+def markdown(rows: list[dict[str, Any]], summ: dict[str, Any], command: str, signal_tau: float,
+             within_model: str | None = None) -> str:
+    within = "within-task τ" + (f" ({within_model})" if within_model else "")
     lines = ["# Leave-one-out transfer through the CLI", "", f"Command: `{command}`", "",
              f"surrogate-nas {software_version()}; {machine()}", "",
-             "| target | within-task τ | signal | transfer τ (sources: every other task) | Spearman ρ | n | s |",
+             f"| target | {within} | signal | transfer τ (sources: every other task) | Spearman ρ | n | s |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         signal = "yes" if (r["within_tau"] or 0.0) >= signal_tau else "no"
@@ -89,31 +111,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--archive", default=SHIPPED_ARCHIVE, help="source archive (default: the shipped one)")
     ap.add_argument("--tasks", default=None, help="comma-separated targets (default: every task of the archive)")
     ap.add_argument("--model", default="rf")
-    ap.add_argument("--features", default="graf", help="(default %(default)s: what nas surrogate fit --transfer uses)")
+    ap.add_argument("--features", default="graf,zcp", help="(default %(default)s: what nas surrogate fit --transfer uses)")
     ap.add_argument("--normalise", default="minmax")
     ap.add_argument("--signal-tau", type=float, default=0.2)
     ap.add_argument("--min-source-tau", type=float, default=None,
                     help="passed to nas surrogate fit --transfer: only sources whose own half-vs-half τ reaches it")
+    ap.add_argument("--within-model", default=None,
+                    help="the model of the within-task τ that decides signal (default: --model)")
+    ap.add_argument("--max-per-source", type=int, default=None,
+                    help="passed to nas surrogate fit --transfer: at most N rows of each source (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
+    for flag in LM_OPTIONS:
+        ap.add_argument(flag, default=None, help="passed to nas surrogate when the model is lm")
     args = ap.parse_args(argv)
     with Archive(args.archive, readonly=True) as archive:
         tasks = args.tasks.split(",") if args.tasks else sorted({t for t, _, _ in archive.tasks()})
     screen = ["--min-source-tau", str(args.min_source_tau)] if args.min_source_tau is not None else []
+    fit_flags = ["--max-per-source", str(args.max_per_source)] if args.max_per_source is not None else []
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for task in tasks:
             rows.append(task_row(args.archive, task, args.model, args.features, args.normalise, workdir, args.seed,
-                                 screen))
+                                 screen, args.within_model, fit_flags, lm_flags(args)))
             print(json.dumps(rows[-1]), flush=True)
     summ = summary(rows, args.signal_tau)
     command = "python -m experiments.transfer_cli " + " ".join(argv if argv is not None else sys.argv[1:])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "tau.md"), "w") as f:
-        f.write(markdown(rows, summ, command, args.signal_tau))
+        f.write(markdown(rows, summ, command, args.signal_tau, args.within_model))
     with open(os.path.join(args.out, "tau.json"), "w") as f:
         json.dump({"command": command, "rows": rows, **summ}, f, indent=1)
-    print(markdown(rows, summ, command, args.signal_tau))
+    print(markdown(rows, summ, command, args.signal_tau, args.within_model))
     return 0
 
 

@@ -6,6 +6,8 @@ to the tokenizer as whole tokens).  Training is a plain torch loop (AdamW, linea
 MSE), with dynamic padding and a logged truncation rate; strings are cut at the model's own limit (512 tokens
 for MiniLM, 8,192 for ModernBERT) unless ``max_length`` says less.  A fitted LM refitted (a search's periodic
 refits) continues from its fitted weights, as the published in-search BERT does (``warm_start``).
+``fit_sources`` fine-tunes on several source tasks at once, each task's targets normalised on their own (the
+published leave-one-out BERT: ``nas surrogate fit --transfer --model lm``).
 ``save`` / ``load_lm`` persist the model as safetensors, the tokenizer files and a JSON manifest, written
 atomically through ``surrogates.folder.staged_dir``; nothing is pickled.
 
@@ -38,6 +40,7 @@ from nas.versions import software_versions
 from surrogates import folder
 from surrogates.base import Loader, Surrogate
 from surrogates.metrics import kendall_tau
+from surrogates.transfer import prepare_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -504,6 +507,34 @@ class LMSurrogate(Surrogate):
         self._check_learnt(texts, targets)
         return self
 
+    def fit_sources(self, sources: Iterable[Any], normalisation: str = "ecdf") -> "LMSurrogate":
+        """Fine-tune on pooled source tasks.  ``sources``: blocks ``(archs, y, task name)``; each block's failed
+        trainings (y ≤ 0 or NaN) are dropped and its targets normalised on their own (``normalisation``: ``ecdf``,
+        the published leave-one-out BERT's; ``minmax``, ``percentile`` or ``none``:
+        ``surrogates.transfer.prepare_block``), then one ``fit`` on the pooled rows (the LM's ``target`` applies
+        on top: ``raw`` regresses the per-task values themselves).  ``source_blocks_`` describes the blocks and
+        is saved with the model."""
+        texts: list[Any] = []
+        ys, descs = [], []
+        for i, block in enumerate(sources):
+            if len(block) != 3:
+                raise ValueError(f"fit_sources: block {i} must be (archs, y, task name), got {len(block)} items")
+            archs, y, name = block
+            kept, values, desc = prepare_block(list(archs), y, normalisation, True, str(name))
+            if not len(values):
+                log.warning("fit_sources: block %s has no successful training, left out", name)
+                continue
+            texts.extend(kept)
+            ys.append(values)
+            descs.append(desc)
+        if not ys:
+            raise ValueError("fit_sources: no source block with a successful training to fit on")
+        self.fit(texts, np.concatenate(ys))
+        self.source_blocks_ = descs
+        log.info("LM fine-tuned on %d rows of %d source tasks (%s targets per task)", len(texts), len(descs),
+                 normalisation)
+        return self
+
     def _drop_zero(self, texts: list[str], y: np.ndarray) -> tuple[list[str], np.ndarray]:
         """With ``drop_zero``, the rows whose target is not exactly 0."""
         if not self.drop_zero:
@@ -667,6 +698,7 @@ class LMSurrogate(Surrogate):
                 "truncation_rate": self.truncation_rate_,
                 "loss_history": jsonable(list(self.loss_history_), "loss_history"),
                 "kendall_tau": jsonable(getattr(self, "train_kendall_tau_", None), "kendall_tau"),
+                "sources": jsonable(getattr(self, "source_blocks_", None), "sources"),
             },
             "check": {"inputs": check, "predictions": self._predict_texts(check).tolist() if check else []},
             "software": software_versions(self.PACKAGES),
@@ -771,6 +803,8 @@ def load_lm(directory: "str | os.PathLike", device: str | None = None) -> LMSurr
     surrogate.loss_history_ = [math.nan if v is None else v for v in training.get("loss_history", [])]
     tau = training.get("kendall_tau")  # absent in folders saved before it was recorded
     surrogate.train_kendall_tau_ = math.nan if tau is None else float(tau)
+    if training.get("sources"):  # fitted by fit_sources
+        surrogate.source_blocks_ = list(training["sources"])
     inputs, expected = manifest["check"].get("inputs", []), manifest["check"].get("predictions", [])
     if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs) or len(inputs) != len(expected):
         raise ValueError(f"{path}: field 'check' needs equally long lists of input strings and predictions")

@@ -20,7 +20,8 @@ or object.  For the protocols, a
 test run ``(X_test, y_test)`` (published: the seed-0 run); without a test run, the rows are split into two
 halves by a permutation seeded with ``random_state`` (the first ``ceil(n/2)`` permuted rows train, the
 rest test).  ``datasets`` is a sequence of ``TaskData`` or a mapping ``name -> (X, y)`` or
-``name -> (X, y, X_test, y_test)``; every ``X`` must have the same columns.
+``name -> (X, y, X_test, y_test)``; every ``X`` must have the same columns.  ``surrogates.task_runs`` finds
+each task's two independent runs in archives (two builds with different seeds, or a second archive).
 
 Protocols: ``one_to_one`` trains on a source's training run and tests on a target's test run
 for every ordered pair (the diagonal is within-task, across runs or halves); ``leave_one_out`` trains on
@@ -365,8 +366,9 @@ def as_task_data(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]") -
     return out
 
 
-def _evaluate(model_factory: Callable[[], Any], train: Sequence[tuple[Any, np.ndarray, str]], X_test: Any,
-              y_test: np.ndarray, normalisation: str | None, drop_failed: bool, frac: float) -> dict[str, Any]:
+def _fit(model_factory: Callable[[], Any], train: Sequence[tuple[Any, np.ndarray, str]],
+         normalisation: str | None, drop_failed: bool) -> tuple[Any, int]:
+    """``(model, n_train)``: ``model_factory()`` fitted on the pooled training blocks."""
     parts = [prepare_block(X, y, normalisation, drop_failed, name) for X, y, name in train]
     X = _stack([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
@@ -374,17 +376,27 @@ def _evaluate(model_factory: Callable[[], Any], train: Sequence[tuple[Any, np.nd
         raise ValueError(f"no training rows left in {[name for *_, name in train]} after dropping failures")
     model = model_factory()
     model.fit(X, y)
+    return model, int(y.size)
+
+
+def _score(model: Any, n_train: int, X_test: Any, y_test: np.ndarray, frac: float) -> dict[str, Any]:
     pred = np.asarray(model.predict(X_test), dtype=np.float64).reshape(-1)
     row = all_metrics(y_test, pred, frac)
-    row.update(n_train=int(y.size), n_test=int(np.asarray(y_test).size))
+    row.update(n_train=n_train, n_test=int(np.asarray(y_test).size))
     return row
+
+
+def _evaluate(model_factory: Callable[[], Any], train: Sequence[tuple[Any, np.ndarray, str]], X_test: Any,
+              y_test: np.ndarray, normalisation: str | None, drop_failed: bool, frac: float) -> dict[str, Any]:
+    return _score(*_fit(model_factory, train, normalisation, drop_failed), X_test, y_test, frac)
 
 
 def one_to_one(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", model_factory: Callable[[], Any], *,
                normalisation: str | None = "none", drop_failed: bool = True, random_state: int = 0,
                frac: float = 0.1) -> list[dict[str, Any]]:
     """Every source → target pair: fit ``model_factory()`` on the source's training run (failures dropped if
-    ``drop_failed``, targets normalised), test on the target's test run (failures kept, raw targets).  The
+    ``drop_failed``, targets normalised; one fit per source), test on the target's test run (failures kept,
+    raw targets).  The
     diagonal is within-task (training run vs test run, or the two seeded halves).  Returns one row dict per
     pair: ``source``, ``target``, ``kendall_tau``, ``spearman_rho``, ``mae``, ``precision_at_k``, ``n``
     (finite test pairs), ``n_train``, ``n_test``."""
@@ -393,10 +405,11 @@ def one_to_one(datasets: "Sequence[TaskData] | Mapping[str, Sequence[Any]]", mod
     rows = []
     for src in data:
         (X_tr, y_tr), _ = runs[src.name]
+        model, n_train = _fit(model_factory, [(X_tr, y_tr, src.name)], normalisation, drop_failed)  # once per source
         for tgt in data:
             _, (X_te, y_te) = runs[tgt.name]
             row = {"source": src.name, "target": tgt.name}
-            row.update(_evaluate(model_factory, [(X_tr, y_tr, src.name)], X_te, y_te, normalisation, drop_failed, frac))
+            row.update(_score(model, n_train, X_te, y_te, frac))
             log.info("one-to-one %s -> %s: tau %.3f", src.name, tgt.name, row["kendall_tau"])
             rows.append(row)
     return rows

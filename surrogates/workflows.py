@@ -5,10 +5,10 @@
   surrogate on another archive, with a predicted-vs-true scatter plot;
 * ``transfer_study``: one-to-one or leave-one-out transfer between the tasks of an archive, written as a
   Markdown/CSV table and a heatmap of Kendall τ;
-* ``fit_transfer``: a ``TransferSurrogate`` fitted on source tasks of an archive (``nas surrogate fit
-  --transfer`` and ``nas search --surrogate transfer``), which then predicts for, and is refitted on, any
-  other task; ``fit_for_search``: one fitted on part of the search task's own evaluations and scored on the
-  rest (the quickstart's), which a filtered search uses from its first step.
+* ``fit_transfer``: a ``TransferSurrogate`` (or, for ``lm``, an ``LMSurrogate``) fitted on source tasks of an
+  archive (``nas surrogate fit --transfer`` and ``nas search --surrogate transfer``), which then predicts for,
+  and is refitted on, any other task; ``fit_for_search``: one fitted on part of the search task's own
+  evaluations and scored on the rest (the quickstart's), which a filtered search uses from its first step.
 
 Every job reads its rows through ``surrogate_dataset``: failed trainings count as accuracy 0 (as published),
 but candidates stopped by the wall-clock safety timeout are left out of training and scoring alike (the
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: The tabular models a transfer surrogate pools its blocks with (``TransferSurrogate.base``).
 TRANSFER_BASES = ("rf", "xgb", "xgb_tuned")
+#: What ``fit_transfer`` fits on source tasks: a ``TransferSurrogate`` on a tabular base, or ``lm`` (an
+#: ``LMSurrogate`` fine-tuned on the pooled source strings, ``LMSurrogate.fit_sources``).
+TRANSFER_FIT_MODELS = (*TRANSFER_BASES, "lm")
 #: How ``data.training`` starts the reason of a candidate stopped by the protocol's wall-clock limit.
 OVER_TIME = "over time budget"
 
@@ -214,8 +217,8 @@ def transfer_study(archive: Any, protocol: str = "one-to-one", model: str = "rf"
                    tasks: Sequence[str] | None = None, out: str = "runs/transfer", seed: int = 0,
                    normalisation: str | None = None, min_source_tau: float | None = None,
                    data: Sequence[Any] | None = None) -> str:
-    """One-to-one (every source → target pair, diagonal = within-task halves) or leave-one-out transfer
-    between the archive's tasks; writes ``tau.md``, ``tau.csv`` and ``tau.png`` to ``out`` and returns the
+    """One-to-one (every source → target pair, diagonal = within-task across the task's two runs: seeded halves,
+    or independent runs via ``surrogates.task_runs``) or leave-one-out transfer between the archive's tasks; writes ``tau.md``, ``tau.csv`` and ``tau.png`` to ``out`` and returns the
     Markdown table.  ``min_source_tau`` (leave-one-out only) screens out sources without a ranking signal
     of their own (``surrogates.transfer.leave_one_out``).  ``data``: the ``task_datasets`` of these tasks,
     when the caller has them already (they are loaded from the archive otherwise)."""
@@ -289,24 +292,45 @@ def screen_sources(archive: Any, names: Sequence[str], model: str, features: str
     return kept
 
 
+def cap_rows(archs: Sequence[Any], y: np.ndarray, limit: int | None, seed: int = 0) -> tuple[list, np.ndarray]:
+    """At most ``limit`` of the rows ``(archs, y)``: a random subset drawn with a generator seeded by ``seed``,
+    kept in their order; every row when ``limit`` is None or not below their number."""
+    if limit is None or limit >= len(archs):
+        return list(archs), np.asarray(y)
+    if limit < 1:
+        raise ValueError(f"max_per_source must be a positive number of rows, got {limit}")
+    keep = np.sort(np.random.default_rng(seed).choice(len(archs), size=limit, replace=False))
+    return [archs[i] for i in keep], np.asarray(y)[keep]
+
+
 def fit_transfer(archive: Any, model: str = "rf", features: str = "graf,zcp", sources: Sequence[str] | None = None,
                  exclude: Sequence[str] = (), min_source_tau: float | None = None, normalisation: str = "minmax",
                  protocol: str | None = None, seed: int = 0, task: Any = None,
-                 feature_store: Any = None) -> TransferSurrogate:
+                 feature_store: Any = None, max_per_source: int | None = None,
+                 lm_params: dict[str, Any] | None = None) -> Surrogate:
     """A ``TransferSurrogate`` on ``model`` (``TRANSFER_BASES``) fitted on the source tasks of ``archive``
     (``source_tasks``; screened by ``min_source_tau`` when given), one block per task with failures dropped
     and targets normalised per block (``minmax``: the published ``tr_rf``).  ``task`` is the target task (name,
     ``TaskRef`` or task object), the one the surrogate featurises new architectures on; it may be set later
     (``persistence.load_surrogate(directory, task=...)``).  The sources' features are cached in
     ``feature_store`` (default ``surrogates.sources.feature_store_of(archive)``: the archive itself, except
-    that a read-only or shipped archive is only read, its missing features kept in memory)."""
-    if model not in TRANSFER_BASES:
-        raise ValueError(f"a transfer surrogate pools its sources with {', '.join(TRANSFER_BASES)}; got {model!r}")
+    that a read-only or shipped archive is only read, its missing features kept in memory).
+    ``max_per_source``: at most this many rows of each source (``cap_rows``, before failures are dropped).
+    ``model="lm"``: an ``LMSurrogate`` (``lm_params``; ``target`` ``raw`` unless they say otherwise) fine-tuned
+    on the pooled source strings, each source's targets normalised on their own (``LMSurrogate.fit_sources``;
+    ``features`` is not used)."""
+    if model not in TRANSFER_FIT_MODELS:
+        raise ValueError(f"a transfer surrogate pools its sources with {', '.join(TRANSFER_FIT_MODELS)}; got {model!r}")
+    if model == "lm" and min_source_tau is not None:
+        raise ValueError("min_source_tau screens sources with a tabular model on features; not with model 'lm'")
     store = feature_store if feature_store is not None else feature_store_of(archive)
     names = source_tasks(archive, sources, exclude)
     if min_source_tau is not None:
         names = screen_sources(archive, names, model, features, min_source_tau, protocol, seed, store)
-    blocks = [(*surrogate_dataset(archive, name, protocol), name) for name in names]
+    blocks = [(*cap_rows(*surrogate_dataset(archive, name, protocol), max_per_source, seed), name) for name in names]
+    if model == "lm":
+        lm = make_surrogate("lm", task, None, seed, **{"target": "raw", **(lm_params or {})})
+        return lm.fit_sources(blocks, normalisation)
     surrogate = TransferSurrogate(model, normalisation, features=features, task=task, random_state=seed)
     surrogate.fit_sources(blocks, archive=store)
     log.info("transfer surrogate (%s, %s targets) fitted on %s", model, normalisation, ", ".join(names))

@@ -55,8 +55,8 @@ WORK_OPTIONS = {"-n", "--n", "--budget", "--archive-size", "--workers", "--steps
 #: Options that name a task: only look-up tasks or bad names (a built-in image task would train).
 TASK_OPTIONS = {"--task", "name"}
 #: Options and positionals that are paths.
-PATH_OPTIONS = {"--archive", "-o", "--output", "-i", "--input", "--run-dir", "run_dirs", "run_dir", "dir", "--graph",
-                "--plot", "--source-archive", "--lm-path", "experiment", "--seed-arch"}
+PATH_OPTIONS = {"--archive", "--test-archive", "-o", "--output", "-i", "--input", "--run-dir", "run_dirs", "run_dir",
+                "dir", "--graph", "--plot", "--source-archive", "--lm-path", "experiment", "--seed-arch"}
 #: Models whose fit takes seconds on the prepared archive (the others fit language models or tune for long).
 QUICK_MODELS = ["rf", "xgb"]
 
@@ -70,7 +70,8 @@ VALID_NUMBERS = {"int": ["0", "1", "3", "42"], "positive_int": ["1", "2", "3"], 
 BAD_PATHS = ["missing.sqlite", "nested/missing/deep/x.sqlite", "folder", "notsqlite.sqlite", "empty.sqlite",
              "bad.json", "bad.csv", ""]
 #: A valid value of each path option in the prepared folder (outputs: paths that do not exist yet).
-GOOD_PATHS = {"--archive": ["a.sqlite"], "--source-archive": ["a.sqlite"], "run_dirs": ["run"], "run_dir": ["run"],
+GOOD_PATHS = {"--archive": ["a.sqlite"], "--test-archive": ["a.sqlite"], "--source-archive": ["a.sqlite"],
+              "run_dirs": ["run"], "run_dir": ["run"],
               "--run-dir": ["new-run"], "dir": ["surrogate"], "-i": ["good.csv"], "--input": ["good.csv", "cells.txt"],
               "-o": ["out/x.csv"], "--output": ["out/x.csv"], "--graph": ["g.png"], "--plot": ["p.png"],
               "--lm-path": ["folder"], "experiment": ["bad.json"], "--seed-arch": ["resnet18"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -11,13 +12,17 @@ from data.archive import Archive
 from data.tasks import get_task
 from nas.cli.common import (SURROGATE_MODELS, add_grammar_arg, add_lm_args, deprecated_alias, fit_transfer_surrogate,
                             lm_params, read_architectures, read_text, split_shape_header)
-from nas.cli.options import open_fraction, seed_int
+from nas.cli.options import open_fraction, positive_int, seed_int
 
 #: The surrogates a transfer study trains (``surrogates.workflows.transfer_study``: the tabular ones).
 TRANSFER_MODELS = ("rf", "xgb", "xgb_tuned", "ensemble")
 #: The models a transfer surrogate pools its sources with: ``surrogates.workflows.TRANSFER_BASES``, spelled out so
 #: that building the parser imports no surrogate (a test keeps the two equal).
 TRANSFER_BASES = ("rf", "xgb", "xgb_tuned")
+#: How ``nas transfer`` finds each task's two runs: ``surrogates.task_runs.RUN_CHOICES``, spelled out likewise.
+TRANSFER_RUNS = ("auto", "independent", "halves")
+#: What ``nas surrogate fit --transfer`` fits: ``surrogates.workflows.TRANSFER_FIT_MODELS`` (a test keeps them equal).
+TRANSFER_FIT_MODELS = (*TRANSFER_BASES, "lm")
 #: Fewer successfully evaluated architectures than this cannot fit a surrogate worth saving.
 MIN_FIT_ARCHITECTURES = 4
 
@@ -33,7 +38,8 @@ def _fit(args: argparse.Namespace) -> int:
         if args.task and os.path.isdir(args.task):  # an Unseen-NAS folder: its evaluations go under its own name
             target.append(get_task(args.task).name)
         surrogate = fit_transfer_surrogate(args.archive, args.model, args.features, args.sources, target,
-                                           args.min_source_tau, args.normalise, args.protocol_key, args.seed, args.task)
+                                           args.min_source_tau, args.normalise, args.protocol_key, args.seed, args.task,
+                                           max_per_source=args.max_per_source, lm_params=lm_params(args, args.model))
     elif not (args.archive and args.task and args.output):
         raise ValueError("nas surrogate fit needs --archive, --task and -o DIR (or --transfer)")
     else:
@@ -106,18 +112,21 @@ ACTIONS = {"fit": _fit, "predict": _predict, "evaluate": _evaluate}
 
 
 def cmd_surrogate(args: argparse.Namespace) -> int:
-    if args.features is None:  # a transfer surrogate uses the search filter's features (no proxies to compute)
-        args.features = "graf" if args.transfer else "graf,zcp"
+    if args.features is None:  # GRAF + proxies rank best, for transfer too (the shipped archive holds its proxies)
+        args.features = "graf,zcp"
     return ACTIONS[args.action](args)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from surrogates.workflows import transfer_study  # deferred: scikit-learn, xgboost
+    from surrogates.task_runs import run_transfer_study  # deferred: scikit-learn, xgboost
 
-    with Archive(args.archive, create=False) as archive:
-        table = transfer_study(archive, args.scheme, args.model, args.features,
-                               args.tasks.split(",") if args.tasks else None, args.output, args.seed,
-                               args.normalisation, args.min_source_tau)
+    tasks = args.tasks.split(",") if args.tasks else None
+    with contextlib.ExitStack() as stack:
+        archive = stack.enter_context(Archive(args.archive, create=False))
+        test_archive = None if args.test_archive is None else stack.enter_context(
+            Archive(args.test_archive, create=False))  # a shipped archive opens read-only
+        table = run_transfer_study(archive, args.scheme, args.model, args.features, tasks, args.output, args.seed,
+                                   args.normalisation, args.min_source_tau, test_archive, args.runs)
     print(table)
     print(f"wrote tau.md, tau.csv and tau.png to {args.output}", file=sys.stderr)
     return 0
@@ -135,7 +144,7 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
                    "input shape and data they are featurised with (default: the surrogate's own task)")
     p.add_argument("--model", default="rf", choices=SURROGATE_MODELS,
                    help=f"the surrogate (fit --transfer: the model pooling the sources, one of "
-                   f"{', '.join(TRANSFER_BASES)}) (default %(default)s)")
+                   f"{', '.join(TRANSFER_FIT_MODELS)}; lm is fine-tuned on the pooled strings) (default %(default)s)")
     p.add_argument("--transfer", action="store_true",
                    help="fit: a transfer surrogate on source tasks (--archive, --sources), which predicts for any "
                    "task, of any input shape, and is refitted on a search's own evaluations by nas search")
@@ -143,12 +152,16 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
                    help="fit --transfer: comma-separated source tasks, or all tasks of the archive (default %(default)s)")
     p.add_argument("--min-source-tau", type=float, default=None,
                    help="fit --transfer: use only sources whose own half-vs-half τ reaches this (default: all)")
+    p.add_argument("--max-per-source", type=positive_int, default=None,
+                   help="fit --transfer: at most N rows of each source, a random subset drawn with --seed "
+                   "(default: all)")
     p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile", "ecdf"),
                    default="minmax", help="fit --transfer: per-task target normalisation of the sources (default "
                    "%(default)s, as published)")
     p.add_argument("--features", default=None,
-                   help="graf, zcp, graf,zcp or published (the 392 published columns) (default graf,zcp; with "
-                   "--transfer graf, the features nas search filters with)")
+                   help="graf, zcp, graf,zcp or published (the 392 published columns) (default graf,zcp: GRAF plus "
+                   "the 13 zero-cost proxies, which rank best; the shipped source archive holds its networks' "
+                   "proxies, so --transfer fits in seconds)")
     p.add_argument("--protocol-key", default=None, help="training-protocol key, when the task has several")
     p.add_argument("-o", "--output", help="fit: folder to save the surrogate in")
     p.add_argument("--input", help="predict: a file (or - for stdin) with one architecture per line (lines starting "
@@ -168,11 +181,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_surrogate_parser(sub)
     p = sub.add_parser("transfer", help="transfer surrogates between the tasks of an archive; τ table and heatmap")
     p.add_argument("--archive", required=True, help="the archive of evaluated tasks (read, and its feature cache "
-                   "filled)")
+                   "filled); with --test-archive, the runs that train")
+    p.add_argument("--test-archive", default=None,
+                   help="a second archive with another, independent build of the tasks: --archive's runs train, "
+                   "this one's test (read; its feature cache filled unless it is the shipped archive)")
     p.add_argument("--scheme", choices=("one-to-one", "leave-one-out"), default="one-to-one",
                    help="one-to-one: each task's surrogate scored on every other task; leave-one-out: trained on all "
                    "other tasks (default %(default)s)")
     deprecated_alias(p, "--protocol", "--scheme", "scheme", choices=("one-to-one", "leave-one-out"))
+    p.add_argument("--runs", choices=TRANSFER_RUNS, default="auto",
+                   help="each task's two runs: auto uses two independent runs where a task has them (two random "
+                   "builds with different seeds in --archive: the higher seed trains, the lower tests; or "
+                   "--test-archive), else two seeded halves of its one run; independent requires them; halves "
+                   "always splits (default %(default)s); tau.md says which were used")
     p.add_argument("--model", default="rf", choices=TRANSFER_MODELS, help="the surrogate (default %(default)s)")
     p.add_argument("--features", default="graf,zcp", help="graf, zcp, graf,zcp or published (the 392 published columns) (default %(default)s)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all in the archive)")

@@ -56,7 +56,9 @@ def build_archive(
     task_obj = evaluator.task_obj
     grammar = grammar_of(task_obj, grammar)
     budget = sampling_budget(budget, task_obj, grammar)
-    run = run or f"build:{evaluator.task}:{evaluator.protocol}:{sampler}:seed{seed}"
+    # a training seed other than 0 is part of the name, so two builds differing only in it are two runs
+    suffix = f":train{train_seed}" if train_seed else ""
+    run = run or f"build:{evaluator.task}:{evaluator.protocol}:{sampler}:seed{seed}{suffix}"
     config = {**evaluator.config(), "seed": seed, "sampler": sampler, "budget": asdict(budget), "grammar": grammar}
     smp = Sampler(grammar, task_obj.input_shape, budget)
     strategy: Strategy = RandomSearch(smp, seed)

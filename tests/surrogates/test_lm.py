@@ -444,3 +444,90 @@ def test_lm_path_to_a_local_modernbert_folder_works_unchanged(tmp_path, capsys):
         archs, _ = a.dataset("nb201-cifar10", None)
     pred = lm.predict(archs)
     assert pred.shape == (12,) and np.all(np.isfinite(pred))
+
+
+# -- transfer: fine-tuning on pooled source tasks ----------------------------------------------------
+
+
+def test_fit_sources_normalises_each_source_on_its_own_and_drops_failures(tiny, data, tmp_path, monkeypatch):
+    X = data[0][:20]
+    ya = np.array([0.1, 0.2, 0.0, 0.3, 0.4, np.nan, 0.5, 0.6, 0.7, 0.8])  # a failure (0) and a missing value
+    yb = np.linspace(50.0, 95.0, 10)[::-1]  # another scale, reversed order
+    seen = {}
+    real_fit = LMSurrogate.fit
+
+    def spy(self, X, y):
+        seen["n"], seen["y"] = len(X), np.asarray(y, dtype=float)
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(LMSurrogate, "fit", spy)
+    m = small(tiny, epochs=1, target="raw").fit_sources([(X[:10], ya, "a"), (X[10:], yb, "b")], "ecdf")
+    assert seen["n"] == 18 and m.n_train_ == 18
+    # each block's targets are its own ECDF (fraction ≤ y), whatever the block's scale
+    np.testing.assert_allclose(seen["y"][:8], np.arange(1, 9) / 8)
+    np.testing.assert_allclose(seen["y"][8:], np.arange(10, 0, -1) / 10)
+    assert [(b["name"], b["n_rows"], b["n_dropped"]) for b in m.source_blocks_] == [("a", 10, 2), ("b", 10, 0)]
+    m.save(tmp_path / "lm")
+    assert load_lm(tmp_path / "lm").source_blocks_ == m.source_blocks_
+    monkeypatch.setattr(LMSurrogate, "fit", real_fit)
+    with pytest.raises(ValueError, match="no source block with a successful training"):
+        small(tiny, epochs=1).fit_sources([(X[:3], np.zeros(3), "a")])
+    with pytest.raises(ValueError, match=r"block 0 must be \(archs, y, task name\)"):
+        small(tiny, epochs=1).fit_sources([(X[:3], np.ones(3))])
+
+
+def test_transfer_fit_models_are_the_same_in_the_parser_and_the_workflow():
+    from nas.cli.surrogate import TRANSFER_FIT_MODELS
+    from surrogates import workflows
+
+    assert TRANSFER_FIT_MODELS == workflows.TRANSFER_FIT_MODELS == (*workflows.TRANSFER_BASES, "lm")
+
+
+def test_cap_rows_draws_a_seeded_subset_in_order():
+    from surrogates.workflows import cap_rows
+
+    archs, y = [f"a{i}" for i in range(10)], np.arange(10.0)
+    a, b = cap_rows(archs, y, 4, seed=3)
+    assert len(a) == 4 and list(b) == sorted(b) and a == [f"a{int(v)}" for v in b]
+    assert cap_rows(archs, y, 4, seed=3)[0] == a and cap_rows(archs, y, 4, seed=4)[0] != a
+    assert cap_rows(archs, y, None)[0] == archs and cap_rows(archs, y, 10)[0] == archs
+    with pytest.raises(ValueError, match="max_per_source must be a positive"):
+        cap_rows(archs, y, 0)
+
+
+def test_nas_surrogate_fit_transfer_model_lm_on_the_shipped_archive(tiny, tmp_path, capsys):
+    from data.archive import Archive
+    from nas.cli import main
+    from surrogates.persistence import load_surrogate
+    from surrogates.sources import SHIPPED_ARCHIVE
+
+    with Archive(SHIPPED_ARCHIVE, readonly=True) as archive:
+        others = sorted({t for t, _, _ in archive.tasks()} - {"gutenberg-mini"})
+    out = tmp_path / "tr"
+    code = main(["surrogate", "fit", "--transfer", "--model", "lm", "--task", "gutenberg-mini", "--lm-path", tiny,
+                 "--lm-epochs", "1", "--lm-encoding", "compact", "--max-per-source", "6", "--normalise", "ecdf",
+                 "-o", str(out)])
+    capsys.readouterr()
+    assert code == 0
+    lm = load_surrogate(out)
+    assert isinstance(lm, LMSurrogate)
+    params = lm.get_params()
+    assert (params["target"], params["epochs"], params["encoding"]) == ("raw", 1, "compact")  # raw: per-task ECDF
+    assert sorted(b["name"] for b in lm.source_blocks_) == others  # the target is left out
+    assert all(b["n_rows"] == 6 for b in lm.source_blocks_)
+    assert lm.n_train_ == sum(6 - b["n_dropped"] for b in lm.source_blocks_)
+    assert main(["surrogate", "evaluate", str(out), "--archive", str(SHIPPED_ARCHIVE), "--task", "gutenberg-mini"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 299 and -1.0 <= metrics["kendall_tau"] <= 1.0  # every evaluation, failures as 0
+
+
+def test_fit_transfer_lm_refuses_source_screening(tiny):
+    from data.archive import Archive
+    from surrogates.sources import SHIPPED_ARCHIVE
+    from surrogates.workflows import fit_transfer
+
+    with Archive(SHIPPED_ARCHIVE, readonly=True) as archive:
+        with pytest.raises(ValueError, match="min_source_tau .* not with model 'lm'"):
+            fit_transfer(archive, "lm", min_source_tau=0.2, lm_params={"model_path": tiny})
+        with pytest.raises(ValueError, match="pools its sources with rf, xgb, xgb_tuned, lm; got 'ensemble'"):
+            fit_transfer(archive, "ensemble")

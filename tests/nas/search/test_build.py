@@ -71,6 +71,16 @@ def test_build_archive_reaches_the_total_and_resumes(tmp_path):
                           progress=False, run=archive.runs()[0]["name"])
 
 
+def test_two_builds_differing_only_in_training_seed_are_two_runs(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as archive:
+        build_archive(archive, "blobs-unit", 2, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
+        counts = build_archive(archive, "blobs-unit", 2, seed=0, train_seed=1, protocol=SMOKE, budget=BUDGET,
+                               progress=False)
+        names = sorted(r["name"] for r in archive.runs())
+        assert counts["evaluated"] == 2 and len(names) == 2 and names[1].endswith(":seed0:train1")
+        assert sorted(e.seed for e in archive.evaluations()) == [0, 0, 1, 1]  # same networks, new trainings
+
+
 def test_build_never_retrains_what_another_run_evaluated(tmp_path):
     with Archive(tmp_path / "a.sqlite") as archive:
         build_archive(archive, "blobs-unit", 3, seed=0, protocol=SMOKE, budget=BUDGET, progress=False)
