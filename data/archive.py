@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS features (
     vector BLOB NOT NULL,
     created TEXT NOT NULL,
     PRIMARY KEY (arch_hash, task, featuriser, version)
-);
+) WITHOUT ROWID;  -- looked up by key only: the key is the table, with no second copy in an index
 CREATE TABLE IF NOT EXISTS search_history (
     run TEXT NOT NULL,
     seq INTEGER NOT NULL,

@@ -21,9 +21,9 @@ network).  "Dropped" removes the zero rows from training blocks before they are 
 
 Shared networks.  Tasks with the same input shape may hold the same networks (the shipped archive evaluates
 one set of 300 on addnist-mini, multnist-mini and cifartile-mini); the published runs are independent
-searches, so by default (``--shared drop``) the transfer data leave out every network of the current run, which
+searches, so by default (``--overlap drop``) the transfer data leave out every network of the current run, which
 would otherwise put the test window's own networks, labelled on a related task, into the training data.
-``--shared keep`` keeps them (results to another ``--out``).
+``--overlap keep`` keeps them (results to another ``--out``).
 
 Limits.  The published runs hold ≥ 1,000 networks and use ``L`` = 100, 200, …, 900 with windows of 100, i.e.
 limits from 10 % to 90 % of the run.  The shipped archive holds about 300 networks per task, so the defaults
@@ -125,7 +125,7 @@ def training_set(current: TaskData, others: Sequence[TaskData], setting: Setting
     with its failures dropped if ``zeros`` is ``dropped`` and its targets normalised by ``aggregation``;
     ``n_current`` is how many of the rows come from the current run.  ``hashes`` (task name -> each row's
     architecture hash): the other tasks' rows of networks in the current run are left out."""
-    blocks = [_unshared(d, current.name, hashes) for d in others] if setting.transfer == "other" else []
+    blocks = [_without_overlap(d, current.name, hashes) for d in others] if setting.transfer == "other" else []
     if setting.train_current:
         blocks.append((np.asarray(current.X)[:limit], np.asarray(current.y)[:limit], f"{current.name} (current)"))
     parts = [prepare_block(X, y, setting.aggregation, setting.zeros == "dropped", name) for X, y, name in blocks]
@@ -135,7 +135,7 @@ def training_set(current: TaskData, others: Sequence[TaskData], setting: Setting
     return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), int(n_current)
 
 
-def _unshared(other: TaskData, current: str, hashes: Mapping[str, Sequence[str]] | None) -> tuple[Any, Any, str]:
+def _without_overlap(other: TaskData, current: str, hashes: Mapping[str, Sequence[str]] | None) -> tuple[Any, Any, str]:
     """``(X, y, name)`` of another task's run without the networks of the ``current`` run (all rows when
     ``hashes`` is None)."""
     X, y = np.asarray(other.X, dtype=np.float64), np.asarray(other.y, dtype=np.float64)
@@ -292,8 +292,8 @@ def report(rows: Sequence[dict[str, Any]], commands: Sequence[dict[str, Any]], t
         *[f"    {c['command']}" for c in commands], "",
         f"Archive `{fixed['archive']}`, features `{fixed['features']}`, limits L = {fixed['limits']}, test window "
         f"[L, L + {fixed['window']}), model seed {fixed['seed']}, networks of the current run in other tasks' runs: "
-        f"{'left out of' if fixed['shared'] == 'drop' else 'kept in'} the transfer data. "
-        f"surrogate-nas {software_version()}; {machine()}; {seconds:.0f} s of wall-clock in all on a shared, "
+        f"{'left out of' if fixed['overlap'] == 'drop' else 'kept in'} the transfer data. "
+        f"surrogate-nas {software_version()}; {machine()}; {seconds:.0f} s of wall-clock in all on a busy, "
         "loaded machine.", "",
         "Kendall τ on the current run's next networks (raw accuracies, failures kept as 0), averaged over the "
         "limits. Training: the other tasks' runs (each its own block) and/or the current run's first L rows; "
@@ -378,7 +378,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--limits", default="50,100,150,200,250", help="training limits L (default %(default)s)")
     ap.add_argument("--window", type=int, default=50, help="test rows [L, L + window) (default %(default)s)")
     ap.add_argument("--no-signal", default="cifartile-mini", help="tasks marked † and left out of 'with signal'")
-    ap.add_argument("--shared", choices=("drop", "keep"), default="drop",
+    ap.add_argument("--overlap", choices=("drop", "keep"), default="drop",
                     help="the current run's networks in other tasks' runs: left out of the transfer data (default)")
     ap.add_argument("--seed", type=int, default=0, help="the models' random_state")
     ap.add_argument("--out", default="experiments/results/transfer_simulation")
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits = _ints(args.limits)
     fixed = {"archive": os.fspath(args.archive or "data/archives/offline-tasks.sqlite (shipped)"),
              "features": args.features, "limits": limits, "window": args.window, "seed": args.seed,
-             "shared": args.shared}
+             "overlap": args.overlap}
     os.makedirs(args.out, exist_ok=True)
     commands = _commands(args.out, fixed)
     csv_path = os.path.join(args.out, CSV_FILE)
@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = task_datasets(archive, _words(args.tasks) if args.tasks else None, args.features)
         hashes = {d.name: [a.hash for a in surrogate_dataset(archive, d.name)[0]] for d in data}  # same rows, order
     run_grid(data, grid, limits, args.window, _model_factory(args.seed), done, lambda rows: append_rows(csv_path, rows),
-             hashes if args.shared == "drop" else None)
+             hashes if args.overlap == "drop" else None)
     command = "python -m experiments.transfer_simulation " + " ".join(sys.argv[1:] if argv is None else argv)
     commands = [c for c in commands if c["command"] != command]
     commands.append({"command": command, "seconds": round(time.perf_counter() - start, 1)})

@@ -24,7 +24,7 @@ import numpy as np
 from surrogates.base import build_featuriser
 from surrogates.sources import feature_store_of
 from surrogates.transfer import TaskData
-from surrogates.workflows import is_over_time, surrogate_dataset, task_datasets, transfer_study
+from surrogates.workflows import surrogate_dataset, task_datasets, transfer_study
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +86,12 @@ def build_runs(archive: Any, task: str, protocol: str | None = None) -> list[Bui
 
 
 def run_dataset(archive: Any, task: str, run: str, protocol: str | None = None) -> tuple[list, np.ndarray]:
-    """``surrogate_dataset`` of one run: each distinct architecture that run ``run`` evaluated on ``task`` (in
-    evaluation order), its accuracy averaged over seeds, a failure counting 0, a time-out left out."""
-    values: dict[str, list[float]] = {}
-    for ev in archive.evaluations(task=task, protocol=_task_protocol(archive, task, protocol), run=run):
-        if not is_over_time(ev):
-            values.setdefault(ev.arch_hash, []).append(ev.val_acc if ev.ok else 0.0)
-    archs = [archive.architecture(h) for h in values]
-    return archs, np.array([np.mean(v) for v in values.values()], dtype=float)
+    """``surrogate_dataset`` of one run: each distinct architecture that run ``run`` evaluated on ``task``."""
+    return surrogate_dataset(archive, task, _task_protocol(archive, task, protocol), run)
 
 
 def _rows(archive: Any, task: str, protocol: str | None, run: str | None = None) -> tuple[list, np.ndarray]:
-    if run is None:
-        return surrogate_dataset(archive, task, protocol)
-    return run_dataset(archive, task, run, protocol)
+    return surrogate_dataset(archive, task, protocol) if run is None else run_dataset(archive, task, run, protocol)
 
 
 def _pair(archive: Any, task: str, protocol: str | None, test_archive: Any) -> "tuple[tuple, tuple] | None":

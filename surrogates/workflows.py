@@ -50,19 +50,24 @@ def is_over_time(evaluation: Any) -> bool:
     return not evaluation.ok and str(evaluation.reason).startswith(OVER_TIME)
 
 
-def surrogate_dataset(archive: Any, task: str, protocol: str | None = None) -> tuple[list, np.ndarray]:
+def surrogate_dataset(archive: Any, task: str, protocol: str | None = None,
+                      run: str | None = None) -> tuple[list, np.ndarray]:
     """The rows every surrogate job fits and scores on: each distinct architecture of ``task`` (first-evaluation
     order) with its validation accuracy averaged over seeds, a failed training counting 0 (the published
-    archives' convention) except a failure by the safety timeout (``is_over_time``), which is left out."""
-    archs, _ = archive.dataset(task, protocol, include_failed=True, failed_value=0.0)
+    archives' convention) except a failure by the safety timeout (``is_over_time``), which is left out.
+    ``run``: only the evaluations that run made (one archive build, in evaluation order)."""
     values: dict[str, list[float]] = {}
-    for ev in archive.evaluations(task=task, protocol=protocol):
+    for ev in archive.evaluations(task=task, protocol=protocol, run=run):
         if not is_over_time(ev):
             values.setdefault(ev.arch_hash, []).append(ev.val_acc if ev.ok else 0.0)
-    kept = [a for a in archs if a.hash in values]
-    if len(kept) < len(archs):
-        log.info("%s: %d architecture(s) of %s stopped by the time budget left out", archive.path,
-                 len(archs) - len(kept), task)
+    if run is not None:
+        kept = [archive.architecture(h) for h in values]
+    else:
+        archs, _ = archive.dataset(task, protocol, include_failed=True, failed_value=0.0)
+        kept = [a for a in archs if a.hash in values]
+        if len(kept) < len(archs):
+            log.info("%s: %d architecture(s) of %s stopped by the time budget left out", archive.path,
+                     len(archs) - len(kept), task)
     return kept, np.array([np.mean(values[a.hash]) for a in kept], dtype=float)
 
 
