@@ -860,6 +860,29 @@ def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: int, comm
         head, "|---|---|" + "---|" * (len(checkpoints) + 6), *rows, ""])
 
 
+def einspace_plots(out: str, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str]) -> list[str]:
+    """One PNG per task, ``out/search_einspace-TASK.png``: best-so-far validation accuracy of every variant, mean
+    line and ± sd band over the seeds, against trained candidates and wall-clock seconds (``nas compare``'s
+    figure, read from the benchmark's archives)."""
+    from nas.search.report import ArchiveSet, plot_group_curves
+    from nas.search.rundirs import RunDir
+
+    paths = []
+    with ArchiveSet() as archives:
+        for task in tasks:
+            groups = {}
+            for v in variants:
+                runs = [RunDir(path=out, archive=a, run=v, label=f"{v} seed {s}", group=v, task=task, strategy=v,
+                               seed=s) for s in seeds
+                        for a in [os.path.join(out, "archives", f"{task}-{v}-s{s}.sqlite")] if os.path.isfile(a)]
+                if runs:
+                    groups[(task, v)] = runs
+            path = os.path.join(out, f"search_einspace-{task}.png")
+            plot_group_curves(archives, groups, task, path)
+            paths.append(path)
+    return paths
+
+
 def main_einspace(args: argparse.Namespace) -> None:
     """``--einspace``: plain RE, within-task filtered RE and transfer-filtered RE on the offline tasks."""
     from data.training import machine
@@ -892,6 +915,8 @@ def main_einspace(args: argparse.Namespace) -> None:
     with open(os.path.join(args.out, "search_einspace.md"), "w", encoding="utf-8") as fh:
         fh.write(text)
     print(text)
+    for path in einspace_plots(args.out, tasks, range(args.seeds), variants):
+        print(f"# figure: {path}")
     print(f"einspace total_wall: {time.perf_counter() - start:.0f} s")
 
 

@@ -35,22 +35,19 @@ from surrogates.sources import SHIPPED_ARCHIVE
 LM_OPTIONS = ("--lm-encoding", "--lm-target", "--lm-lr", "--lm-epochs", "--lm-layers", "--lm-path")
 
 
-def nas_json(args: Sequence[str]) -> dict[str, Any]:
-    """Run ``nas ARGS`` (this interpreter's package) and parse the JSON object it prints on stdout."""
-    args = [str(a) for a in args]
-    cmd = [sys.executable, "-m", "nas.cli", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    text = done.stdout
-    return json.loads(text[text.index("{"):]) if "{" in text else {}
-
-
-def run_nas(args: Sequence[str]) -> None:
+def run_nas(args: Sequence[str]) -> str:
+    """Run ``nas ARGS`` (this interpreter's package); its stdout, or ``RuntimeError`` with the end of stderr."""
     args = [str(a) for a in args]
     done = subprocess.run([sys.executable, "-m", "nas.cli", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def nas_json(args: Sequence[str]) -> dict[str, Any]:
+    """Run ``nas ARGS`` and parse the JSON object it prints on stdout."""
+    text = run_nas(args)
+    return json.loads(text[text.index("{"):]) if "{" in text else {}
 
 
 def lm_flags(args: argparse.Namespace) -> list[str]:

@@ -158,3 +158,7 @@ def test_einspace_mode_at_toy_size(bench_any, tmp_path, capsys):
     table = bench.einspace_markdown(rows, cfg, 1, "python benchmarks/search.py --einspace")
     assert table.count("\n| language-mini | ") == 3 and table.count("\n| overall | ") == 3
     assert "surrogate share" in table
+    # One figure per task with a band per variant, read from the archives.
+    (png,) = bench.einspace_plots(str(out), ["language-mini"], [0], ["re", "filtered", "transfer"])
+    with open(png, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
