@@ -54,7 +54,7 @@ filtering from the first ask and refitted on the target's results (``transfer``,
 refit refits on all source rows too).  Population 20, tournament 5, top-5 of 20, refit every 10.  Each (task,
 variant, seed) is one run in its own archive
 ``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
-interrupted one.  Per task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median
+interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median
 trained candidates and wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never),
 their medians of per-seed ratios to RE's own, and the surrogate's share of the wall-clock (featurising,
 fitting, predicting; median over runs); ``name: value unit`` lines, then ``--out/search_einspace.md``::
@@ -790,6 +790,30 @@ def run_einspace(out: str, tasks: Sequence[str], seeds: Sequence[int], cfg: Eins
     return results
 
 
+def collect_einspace(out: str, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str],
+                     budget: int) -> tuple[dict[str, list[dict[str, Record]]], dict[str, list[int]]]:
+    """The finished runs of ``out`` without running anything (``--report-only``): per task, one dict of
+    ``Record`` for every seed whose runs of all ``variants`` have their ``budget`` evaluations; and those seeds."""
+    from data.archive import Archive
+
+    results: dict[str, list[dict[str, Record]]] = {}
+    finished: dict[str, list[int]] = {}
+    for name in tasks:
+        results[name], finished[name] = [], []
+        for seed in seeds:
+            paths = {v: os.path.join(out, "archives", f"{name}-{v}-s{seed}.sqlite") for v in variants}
+            if not all(os.path.isfile(p) for p in paths.values()):
+                continue
+            recs = {}
+            for v, path in paths.items():
+                with Archive(path, readonly=True) as archive:
+                    recs[v] = einspace_record(archive, v)
+            if all(len(r.vals) >= budget for r in recs.values()):
+                results[name].append(recs)
+                finished[name].append(seed)
+    return results, finished
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.inf
 
@@ -841,7 +865,7 @@ def einspace_figures(results: dict[str, list[dict[str, Record]]],
     return lines, rows
 
 
-def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: int, command: str) -> str:
+def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: "int | str", command: str) -> str:
     checkpoints = [c for c in CHECKPOINTS if c <= cfg.budget] or [cfg.budget]
     head = ("| task | variant | " + " | ".join(f"best @ {c} trained (%)" if c < cfg.budget else
                                              f"best at the end of {c} evaluations (%)" for c in checkpoints) +
@@ -860,8 +884,8 @@ def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: int, comm
         head, "|---|---|" + "---|" * (len(checkpoints) + 6), *rows, ""])
 
 
-def einspace_plots(out: str, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str]) -> list[str]:
-    """One PNG per task, ``out/search_einspace-TASK.png``: best-so-far validation accuracy of every variant, mean
+def einspace_plots(out: str, seeds: dict[str, Sequence[int]], variants: Sequence[str]) -> list[str]:
+    """One PNG per task of ``seeds`` (task → its seeds), ``out/search_einspace-TASK.png``: best-so-far validation accuracy of every variant, mean
     line and ± sd band over the seeds, against trained candidates and wall-clock seconds (``nas compare``'s
     figure, read from the benchmark's archives)."""
     from nas.search.report import ArchiveSet, plot_group_curves
@@ -869,11 +893,11 @@ def einspace_plots(out: str, tasks: Sequence[str], seeds: Sequence[int], variant
 
     paths = []
     with ArchiveSet() as archives:
-        for task in tasks:
+        for task, task_seeds in seeds.items():
             groups = {}
             for v in variants:
                 runs = [RunDir(path=out, archive=a, run=v, label=f"{v} seed {s}", group=v, task=task, strategy=v,
-                               seed=s) for s in seeds
+                               seed=s) for s in task_seeds
                         for a in [os.path.join(out, "archives", f"{task}-{v}-s{s}.sqlite")] if os.path.isfile(a)]
                 if runs:
                     groups[(task, v)] = runs
@@ -906,16 +930,25 @@ def main_einspace(args: argparse.Namespace) -> None:
             raise SystemExit(f"transfer variant: {exc}") from None
     print(f"# machine: {machine()}, {os.cpu_count()} CPUs; tasks {', '.join(tasks)}; {args.seeds} paired seeds; "
           f"{cfg}", flush=True)
-    results = run_einspace(args.out, tasks, range(args.seeds), cfg, variants)
-    lines, rows = einspace_figures(results, cfg)
+    if args.report_only:
+        results, finished = collect_einspace(args.out, tasks, range(args.seeds), variants, cfg.budget)
+    else:
+        results = run_einspace(args.out, tasks, range(args.seeds), cfg, variants)
+        finished = {t: list(range(args.seeds)) for t in tasks}
+    counts = {t: len(r) for t, r in results.items()}
+    if not any(counts.values()):
+        raise SystemExit(f"--report-only: no finished runs of {', '.join(variants)} in {args.out}/archives")
+    lines, rows = einspace_figures({t: r for t, r in results.items() if r}, cfg)
     for line in lines:
         print(line)
     command = "python benchmarks/search.py " + " ".join(sys.argv[1:])
-    text = einspace_markdown(rows, cfg, args.seeds, command)
+    seeds = (str(args.seeds) if len(set(counts.values())) == 1 else
+             "finished " + ", ".join(f"{t}: {n}" for t, n in counts.items()))
+    text = einspace_markdown(rows, cfg, seeds, command)
     with open(os.path.join(args.out, "search_einspace.md"), "w", encoding="utf-8") as fh:
         fh.write(text)
     print(text)
-    for path in einspace_plots(args.out, tasks, range(args.seeds), variants):
+    for path in einspace_plots(args.out, {t: s for t, s in finished.items() if s}, variants):
         print(f"# figure: {path}")
     print(f"einspace total_wall: {time.perf_counter() - start:.0f} s")
 
@@ -948,6 +981,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--source-archive", default=None,
                         help="--einspace: archive of source tasks for the transfer surrogate (default: the shipped one)")
     parser.add_argument("--out", default="runs/search_einspace", help="--einspace: archives and search_einspace.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="--einspace: report the finished seeds of --out (every variant at its budget); train "
+                             "nothing")
     args = parser.parse_args(argv)
     einspace = {"seeds": 5, "budget": EinspaceConfig.budget, "population": str(EinspaceConfig.population),
                 "tournament": EinspaceConfig.tournament}

@@ -159,6 +159,13 @@ def test_einspace_mode_at_toy_size(bench_any, tmp_path, capsys):
     assert table.count("\n| language-mini | ") == 3 and table.count("\n| overall | ") == 3
     assert "surrogate share" in table
     # One figure per task with a band per variant, read from the archives.
-    (png,) = bench.einspace_plots(str(out), ["language-mini"], [0], ["re", "filtered", "transfer"])
+    (png,) = bench.einspace_plots(str(out), {"language-mini": [0]}, ["re", "filtered", "transfer"])
     with open(png, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # --report-only reads the finished seeds and trains nothing: seed 1 has no runs, and a budget beyond what
+    # the runs reached leaves seed 0 out too.
+    read, finished = bench.collect_einspace(str(out), ["language-mini"], [0, 1], ["re", "filtered", "transfer"], 6)
+    assert finished == {"language-mini": [0]}
+    assert {n: r.hashes for n, r in read["language-mini"][0].items()} == {n: r.hashes for n, r in recs.items()}
+    _, unfinished = bench.collect_einspace(str(out), ["language-mini"], [0], ["re", "filtered", "transfer"], 7)
+    assert unfinished == {"language-mini": []}
