@@ -54,8 +54,9 @@ filtering from the first ask and refitted on the target's results (``transfer``,
 refit refits on all source rows too).  Population 20, tournament 5, top-5 of 20, refit every 10.  Each (task,
 variant, seed) is one run in its own archive
 ``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
-interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median
-trained candidates and wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never),
+interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per
+task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median trained candidates and
+wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never),
 their medians of per-seed ratios to RE's own, and the surrogate's share of the wall-clock (featurising,
 fitting, predicting; median over runs); ``name: value unit`` lines, then ``--out/search_einspace.md``::
 
@@ -885,9 +886,9 @@ def einspace_markdown(rows: Sequence[str], cfg: EinspaceConfig, seeds: "int | st
 
 
 def einspace_plots(out: str, seeds: dict[str, Sequence[int]], variants: Sequence[str]) -> list[str]:
-    """One PNG per task of ``seeds`` (task → its seeds), ``out/search_einspace-TASK.png``: best-so-far validation accuracy of every variant, mean
-    line and ± sd band over the seeds, against trained candidates and wall-clock seconds (``nas compare``'s
-    figure, read from the benchmark's archives)."""
+    """One PNG per task of ``seeds`` (task → its seeds), ``out/search_einspace-TASK.png``: best-so-far
+    validation accuracy of every variant, mean line and ± sd band over the seeds, against trained candidates and
+    wall-clock seconds (``nas compare``'s figure, read from the benchmark's archives)."""
     from nas.search.report import ArchiveSet, plot_group_curves
     from nas.search.rundirs import RunDir
 
@@ -937,7 +938,7 @@ def main_einspace(args: argparse.Namespace) -> None:
         finished = {t: list(range(args.seeds)) for t in tasks}
     counts = {t: len(r) for t, r in results.items()}
     if not any(counts.values()):
-        raise SystemExit(f"--report-only: no finished runs of {', '.join(variants)} in {args.out}/archives")
+        raise SystemExit(f"no finished runs of {', '.join(variants)} in {args.out}/archives")
     lines, rows = einspace_figures({t: r for t, r in results.items() if r}, cfg)
     for line in lines:
         print(line)

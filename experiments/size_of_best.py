@@ -72,7 +72,8 @@ def markdown(tasks: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], co
               for r in tasks]
     if runs:
         lines += ["", "Networks trained by each search run (medians):", "",
-                  "| task | variant | seed | trained | params | FLOPs | seconds per training |", "|---|---|---|---|---|---|---|"]
+                  "| task | variant | seed | trained | params | FLOPs | seconds per training |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['task']} | {r['variant']} | {r['seed']} | {r['trained']} | {r['params']:,.0f} | "
                   f"{r['flops']:,.0f} | {r['seconds']:.1f} |"
                   for r in sorted(runs, key=lambda r: (r["task"], r["variant"], r["seed"]))]
