@@ -13,20 +13,30 @@ rows by
   surrogate's top 5 minus the best among 5 drawn at random, in percentage points (a filter's gain per step).
 
 Schemes (every source block and the current block with failed trainings dropped and min-max normalised on its own, as
-``TransferSurrogate`` fits):
-``uniform`` (the transfer surrogate a search refits: sources plus the current rows, each row weight 1),
-``wK`` (the current rows weighted K), ``balanced`` (the current rows weigh as much as all source rows together),
-and ``target`` (the current rows alone, the within-task filter; needs ``n`` ≥ 2).  Source rows that are networks
-of the target's test rows (tasks of the same input shape share networks in the shipped archive) are left out.
+``TransferSurrogate`` fits): ``uniform`` (the transfer surrogate a search refits: sources plus the current rows,
+each row weight 1), ``wK`` (the current rows weighted K), ``balanced`` (the current rows weigh as much as all
+source rows together), ``target`` (the current rows alone, the within-task filter; needs ``n`` ≥ 2) and ``auto``
+(``target`` when a forest on the current rows alone ranks them better, out of fold, than the sources-only forest
+does, else ``uniform``: a check a search could run at each refit).  Source rows that are networks of the target's
+test rows (tasks of the same input shape share networks in the shipped archive) are left out.
+
+``--runs DIR`` scores on search runs instead of random splits: each plain-RE run of a target in a
+``benchmarks/search.py --einspace`` archive folder is fitted on its first ``n`` rows and scored on its next
+``--window`` rows, the mutants the search met next (every one of them is in the search's region, so ``tau_top``
+is ``tau`` there).
 
     .venv/bin/python -m experiments.transfer_top_region [--archive A] [--tasks language-mini,...] \\
         [--n 0,25,50] [--reps 5] [--top 0.3] [--out experiments/results/transfer_top_region.md]
+    .venv/bin/python -m experiments.transfer_top_region --runs experiments/results/search_einspace/archives \\
+        [--n 25,50] [--window 50] [--out experiments/results/transfer_search_runs.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
+import os
 import statistics
 import sys
 from typing import Any, Sequence
@@ -34,14 +44,19 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import kendalltau
 
+from data.archive import Archive
+from experiments.size_of_best import RUN_FILE
+from surrogates.base import build_featuriser
 from surrogates.sources import open_source_archive
 from surrogates.tabular import build_model
-from surrogates.transfer import prepare_block
+from surrogates.transfer import TaskData, prepare_block
 from surrogates.workflows import surrogate_dataset, task_datasets
 
 POOLS = 300
 POOL, PICK = 20, 5
-SCHEMES = ("uniform", "w5", "w20", "balanced", "target")
+SCHEMES = ("uniform", "w5", "w20", "balanced", "target", "auto")
+RANDOM_SCHEMES, RUN_SCHEMES = "uniform,w5,w20,balanced,target", "uniform,target,auto"
+FOLDS = 5
 log = logging.getLogger(__name__)
 
 
@@ -85,45 +100,126 @@ def score(pred: np.ndarray, y: np.ndarray, top: float, rng: np.random.Generator)
             "pick_gain": 100 * pick_gain(pred[region], y[region], rng)}
 
 
+def sources_without(others: Sequence[Any], hashes: dict[str, list[str]],
+                    left_out: set[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every other task's ``(X, y)`` without the networks in ``left_out`` (the target's test networks)."""
+    sources = []
+    for other in others:
+        keep = np.array([h not in left_out for h in hashes[other.name]])
+        sources.append((np.nan_to_num(np.asarray(other.X, float))[keep], np.asarray(other.y, float)[keep]))
+    return sources
+
+
+def fit_predict(scheme: str, sources: Sequence[tuple[np.ndarray, np.ndarray]], X_cur: np.ndarray, y_cur: np.ndarray,
+                X_test: np.ndarray, seed: int) -> np.ndarray | None:
+    """A forest fitted under ``scheme`` (not ``auto``: see ``choose_scheme``), its predictions on ``X_test``."""
+    data = training_rows(scheme, sources, X_cur, y_cur)
+    if data is None:
+        return None
+    model = build_model("rf", seed, 2)  # n_jobs does not change a seeded forest
+    model.fit(data[0], data[1], sample_weight=data[2])
+    return model.predict(X_test)
+
+
+def choose_scheme(sources: Sequence[tuple[np.ndarray, np.ndarray]], X_cur: np.ndarray, y_cur: np.ndarray,
+                  seed: int, folds: int = FOLDS) -> str:
+    """``target`` when a forest on the current rows alone ranks them better (Kendall τ of ``folds``-fold
+    out-of-fold predictions) than the sources-only forest does (τ of its predictions, which never saw them);
+    ``uniform`` otherwise, or with fewer than ``2 * folds`` current rows."""
+    if len(y_cur) < 2 * folds:
+        return "uniform"
+    transfer_tau = kendalltau(fit_predict("uniform", sources, X_cur[:0], y_cur[:0], X_cur, seed), y_cur).statistic
+    oof = np.empty(len(y_cur))
+    for k in range(folds):
+        held = np.arange(len(y_cur)) % folds == k
+        oof[held] = fit_predict("target", sources, X_cur[~held], y_cur[~held], X_cur[held], seed)
+    target_tau = kendalltau(oof, y_cur).statistic
+    return "target" if np.nan_to_num(target_tau, nan=-1) > np.nan_to_num(transfer_tau, nan=-1) else "uniform"
+
+
 def study_target(target: Any, others: Sequence[Any], hashes: dict[str, list[str]], n: int, rep: int,
                  schemes: Sequence[str], top: float) -> list[dict[str, Any]]:
-    """One (target, n, repetition): every scheme's scores on the same split."""
+    """One (target, n, repetition) of random splits: every scheme's scores on the same split."""
     rng = np.random.default_rng(rep)
     X_t, y_t = np.nan_to_num(np.asarray(target.X, float)), np.asarray(target.y, float)
     order = rng.permutation(len(y_t))
     cur, test = order[:n], order[n:]
-    test_hashes = {hashes[target.name][i] for i in test}
-    sources = []
-    for other in others:
-        keep = np.array([h not in test_hashes for h in hashes[other.name]])
-        sources.append((np.nan_to_num(np.asarray(other.X, float))[keep], np.asarray(other.y, float)[keep]))
+    sources = sources_without(others, hashes, {hashes[target.name][i] for i in test})
+    key = {"task": target.name, "n": n, "rep": rep}
+    return score_schemes(key, schemes, sources, (X_t[cur], y_t[cur]), (X_t[test], y_t[test]), top)
+
+
+def study_run(run: Any, run_hashes: list[str], others: Sequence[Any], hashes: dict[str, list[str]], n: int,
+              window: int, seed: int, schemes: Sequence[str]) -> list[dict[str, Any]]:
+    """One search run (``run``: its rows in evaluation order) at ``n``: fitted on its first ``n`` rows, scored
+    on the next ``window`` (the networks the search met next, all of them in its region)."""
+    X_r, y_r = np.nan_to_num(np.asarray(run.X, float)), np.asarray(run.y, float)
+    cur, test = np.arange(min(n, len(y_r))), np.arange(n, min(n + window, len(y_r)))
+    if len(test) < PICK + 1:
+        return []
+    sources = sources_without(others, hashes, {run_hashes[i] for i in test})
+    key = {"task": run.name, "n": n, "rep": seed}
+    return score_schemes(key, schemes, sources, (X_r[cur], y_r[cur]), (X_r[test], y_r[test]), 1.0)
+
+
+def score_schemes(key: dict[str, Any], schemes: Sequence[str], sources: Sequence[tuple[np.ndarray, np.ndarray]],
+                  current: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                  top: float) -> list[dict[str, Any]]:
+    """Every scheme fitted on ``sources`` and the ``current`` rows, scored on the ``test`` rows; the forests'
+    seed and the pools' are ``key["rep"]``."""
     rows = []
     for scheme in schemes:
-        data = training_rows(scheme, sources, X_t[cur], y_t[cur])
-        if data is None:
-            continue
-        model = build_model("rf", rep, 2)  # n_jobs does not change a seeded forest
-        model.fit(data[0], data[1], sample_weight=data[2])
-        pred = model.predict(X_t[test])
-        rows.append({"task": target.name, "n": n, "rep": rep, "scheme": scheme,
-                     **score(pred, y_t[test], top, np.random.default_rng(1000 + rep))})
+        chosen = choose_scheme(sources, *current, key["rep"]) if scheme == "auto" else scheme
+        pred = fit_predict(chosen, sources, *current, test[0], key["rep"])
+        if pred is not None:
+            rows.append({**key, "scheme": scheme, "chose": chosen,
+                         **score(pred, test[1], top, np.random.default_rng(1000 + key["rep"]))})
     return rows
 
 
-def markdown(rows: Sequence[dict[str, Any]], command: str, top: float) -> str:
-    """Mean over repetitions per task × n × scheme, and ``name: value unit`` lines."""
+def run_datasets(runs: str, task: str, features: str) -> list[tuple[Any, list[str], int]]:
+    """Every plain-RE run of ``task`` in a ``benchmarks/search.py --einspace`` archive folder
+    (``TASK-re-sSEED.sqlite``): ``(TaskData of its rows in evaluation order, their hashes, seed)``."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(runs, f"{task}-re-s*.sqlite"))):
+        m = RUN_FILE.match(os.path.basename(path))
+        if m is None or m["task"] != task:
+            continue
+        with Archive(path, readonly=True) as archive:
+            archs, y = surrogate_dataset(archive, task, run="re")
+        if not archs:
+            log.warning("%s: no evaluations of run 're' on %s, skipped", path, task)
+            continue
+        X = build_featuriser(features, task, archs[0].grammar.name).fit(archs).transform(archs)
+        found.append((TaskData(task, X, y), [a.hash for a in archs], int(m["seed"])))
+    return found
+
+
+def markdown(rows: Sequence[dict[str, Any]], command: str, top: float | None) -> str:
+    """Mean over repetitions (or runs) per task × n × scheme, and ``name: value unit`` lines; ``top`` None:
+    rows of ``study_run`` (scored on every test row, with ``auto``'s choices counted)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["n"], r["scheme"]), []).append(r)
-    lines = ["# Transfer surrogates among a task's good networks", "", f"    {command}", "",
-             f"Top region: the best {top:.0%} of each task's test rows; pick gain: best of the surrogate's top "
-             f"{PICK} of {POOL} minus best of {PICK} at random, percentage points; means over repetitions.", "",
+    if top is None:
+        intro = (f"Search runs: fitted on each plain-RE run's first n rows, scored on its next rows (the networks the "
+                 f"search met next); pick gain: best of the surrogate's top {PICK} of {POOL} minus best of {PICK} at "
+                 f"random, percentage points; means over runs; auto: how often it chose the target-only forest.")
+    else:
+        intro = (f"Top region: the best {top:.0%} of each task's test rows; pick gain: best of the surrogate's top "
+                 f"{PICK} of {POOL} minus best of {PICK} at random, percentage points; means over repetitions.")
+    title = "among a task's good networks" if top is not None else "on a search's next networks"
+    lines = [f"# Transfer surrogates {title}", "", f"    {command}", "", intro, "",
              "| task | n target rows | scheme | τ (all) | τ (top) | pick gain (pp) |", "|---|---|---|---|---|---|"]
     figures = []
     for (task, n, scheme), rs in groups.items():
         m = {k: statistics.fmean(r[k] for r in rs) for k in ("tau", "tau_top", "pick_gain")}
-        lines.append(f"| {task} | {n} | {scheme} | {m['tau']:+.3f} | {m['tau_top']:+.3f} | {m['pick_gain']:+.2f} |")
-        figures.append(f"top_region {task} n{n} {scheme} pick_gain: {m['pick_gain']:+.2f} pp")
+        label = scheme
+        if scheme == "auto":
+            label += f" (target {sum(r['chose'] == 'target' for r in rs)}/{len(rs)})"
+        lines.append(f"| {task} | {n} | {label} | {m['tau']:+.3f} | {m['tau_top']:+.3f} | {m['pick_gain']:+.2f} |")
+        figures.append(f"{'top_region' if top is not None else 'search_runs'} {task} n{n} {scheme} pick_gain: "
+                       f"{m['pick_gain']:+.2f} pp")
     return "\n".join([*lines, "", "```", *figures, "```", ""])
 
 
@@ -132,13 +228,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--archive", default=None, help="archive of evaluated tasks (default: the shipped one)")
     p.add_argument("--tasks", default="language-mini,gutenberg-mini,addnist-mini", help="target tasks, comma-separated")
     p.add_argument("--features", default="graf", help="feature set (default graf, the default filter's)")
-    p.add_argument("--n", default="0,25,50", help="numbers of the target's own rows the surrogate sees")
+    p.add_argument("--n", default=None, help="numbers of the target's own rows the surrogate sees (default 0,25,50)")
     p.add_argument("--reps", type=int, default=5, help="random splits per target and n")
     p.add_argument("--top", type=float, default=0.3, help="fraction of the best test rows scored as the top region")
-    p.add_argument("--schemes", default=",".join(SCHEMES), help=f"comma-separated, from {', '.join(SCHEMES)}")
+    p.add_argument("--schemes", default=None, help=f"comma-separated, from {', '.join(SCHEMES)} (default "
+                   f"{RANDOM_SCHEMES}; with --runs {RUN_SCHEMES})")
+    p.add_argument("--runs", default=None, help="score on the plain-RE runs in this benchmarks/search.py --einspace "
+                   "archive folder instead of random splits (--n default 25,50)")
+    p.add_argument("--window", type=int, default=50, help="--runs: rows after the first n that are scored")
     p.add_argument("--out", default=None, help="write the Markdown report here too")
     args = p.parse_args(argv)
-    args.schemes = [s for s in args.schemes.split(",") if s]
+    args.n = [int(v) for v in (args.n or ("25,50" if args.runs else "0,25,50")).split(",") if v]
+    args.schemes = [s for s in (args.schemes or (RUN_SCHEMES if args.runs else RANDOM_SCHEMES)).split(",") if s]
     bad = [s for s in args.schemes if s not in SCHEMES]
     if bad:
         p.error(f"--schemes: unknown {', '.join(bad)}; choose from {', '.join(SCHEMES)}")
@@ -157,12 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if task not in by_name:
             raise SystemExit(f"--tasks: {task!r} is not a task of the archive ({', '.join(by_name)})")
         others = [d for d in data if d.name != task]
-        for n in (int(v) for v in args.n.split(",")):
-            for rep in range(args.reps):
+        runs = run_datasets(args.runs, task, args.features) if args.runs else []
+        if args.runs and not runs:
+            raise SystemExit(f"--runs: no plain-RE run of {task} ({task}-re-sN.sqlite) in {args.runs}")
+        for n in args.n:
+            for rep in range(args.reps) if not args.runs else []:
                 rows += study_target(by_name[task], others, hashes, n, rep, args.schemes, args.top)
+            for run, run_hashes, seed in runs:
+                rows += study_run(run, run_hashes, others, hashes, n, args.window, seed, args.schemes)
             log.info("%s n=%d done", task, n)
-    text = markdown(rows, "python -m experiments.transfer_top_region " + " ".join(sys.argv[1:] if argv is None
-                                                                                   else argv), args.top)
+    command = "python -m experiments.transfer_top_region " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = markdown(rows, command, None if args.runs else args.top)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -54,3 +54,57 @@ def test_study_target_leaves_out_the_test_networks_and_scores_every_scheme():
     # had the test networks stayed in the source, the forest would rank them backwards (tau near -1)
     assert all(r["tau"] > 0.5 for r in rows)
     assert all(np.isfinite(r["pick_gain"]) and np.isfinite(r["tau_top"]) for r in rows)
+
+
+def _signal(seed: int, n: int, sign: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    X = np.random.default_rng(seed).normal(size=(n, 3))
+    return X, 0.5 + sign * 0.1 * X[:, 0]
+
+
+def test_auto_chooses_the_target_forest_only_when_it_ranks_the_current_rows_better():
+    from experiments.transfer_top_region import choose_scheme
+
+    X_cur, y_cur = _signal(1, 30)
+    misleading = [_signal(2, 60, sign=-1.0)]  # the sources rank this task's networks backwards
+    helpful = [_signal(3, 60)]
+    assert choose_scheme(misleading, X_cur, y_cur, 0) == "target"
+    # the sources know the signal exactly; the run's own 30 rows carry it under as much noise again, so a forest
+    # on them alone ranks them worse (out of fold) than the sources' forest does
+    y_noisy = y_cur + 0.1 * np.random.default_rng(4).normal(size=30)
+    assert choose_scheme(helpful, X_cur, y_noisy, 0) == "uniform"
+    assert choose_scheme(misleading, X_cur[:9], y_cur[:9], 0) == "uniform"  # too few rows to check
+
+
+def test_study_run_fits_on_the_first_rows_and_scores_the_next_window():
+    from experiments.transfer_top_region import study_run
+
+    X, y = _signal(5, 40)
+    run = TaskData("t", X, y)
+    others = [TaskData("o", *_signal(6, 50, sign=-1.0))]
+    hashes = {"o": [f"o{i}" for i in range(50)]}
+    rows = study_run(run, [f"r{i}" for i in range(40)], others, hashes, 15, 20, 3, ("uniform", "auto"))
+    assert [r["scheme"] for r in rows] == ["uniform", "auto"]
+    assert rows[1]["chose"] == "target" and rows[1]["rep"] == 3  # the misleading source is noticed
+    assert rows[0]["tau"] < 0 < rows[1]["tau"]
+    assert rows[1]["tau_top"] == pytest.approx(rows[1]["tau"])  # every scored row counts in a search run
+    assert study_run(run, [f"r{i}" for i in range(40)], others, hashes, 38, 20, 3, ("uniform",)) == []  # no window
+
+
+def test_run_datasets_read_plain_re_runs_in_evaluation_order(tmp_path):
+    from data.archive import Archive
+    from data.training import Evaluation
+    from experiments.transfer_top_region import run_datasets
+    from nas.sampler import Sampler
+    from nas.search.budgets import CPU_BUDGET
+
+    archs = [Sampler("einspace", (3, 8, 8), CPU_BUDGET).sample(900 + i) for i in range(3)]
+    with Archive(tmp_path / "t-re-s3.sqlite") as archive:
+        archive.start_run("re", "search", {})
+        for seq, (arch, acc) in enumerate(zip(archs, (0.3, 0.1, 0.2))):
+            ev = Evaluation(arch.hash, "t", "p", 0, "ok", {"val_acc": acc})
+            archive.add_evaluation(ev, arch, run="re")
+            archive.append_history("re", seq, ev, "trained", float(seq), 0.0, {})
+    (tmp_path / "t-filtered-s3.sqlite").write_bytes(b"")  # another variant's file is not read
+    [(data, hashes, seed)] = run_datasets(str(tmp_path), "t", "graf")
+    assert seed == 3 and hashes == [a.hash for a in archs]
+    assert np.allclose(data.y, [0.3, 0.1, 0.2]) and data.X.shape[0] == 3
