@@ -56,9 +56,10 @@ variant, seed) is one run in its own archive
 ``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
 interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per
 task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median trained candidates and
-wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never),
-their medians of per-seed ratios to RE's own, and the surrogate's share of the wall-clock (featurising,
-fitting, predicting; median over runs); ``name: value unit`` lines, then ``--out/search_einspace.md``::
+wall-clock seconds to reach plain RE's final best (paired by seed; ``inf``: never), their medians of per-seed
+ratios to RE's own (with a 95 % bootstrap interval over the pairs), and the surrogate's share of the wall-clock
+(featurising, fitting, predicting; median over runs); ``name: value unit`` lines, then
+``--out/search_einspace.md``::
 
     nice -n 5 .venv/bin/python benchmarks/search.py --einspace --workers 2 --source-archive A.sqlite
 """
@@ -296,6 +297,20 @@ def _median_censored(xs: Sequence[float]) -> float:
         return s[n // 2]
     a, b = s[n // 2 - 1], s[n // 2]
     return math.inf if math.isinf(b) else (a + b) / 2
+
+
+def _bootstrap_median(xs: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of ``_median_censored(xs)`` (resampling ``xs`` with replacement; ``inf`` allowed):
+    how far the median of a handful of paired seeds can be trusted."""
+    import numpy as np
+
+    if not xs:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    values = list(xs)
+    medians = sorted(_median_censored([values[i] for i in rng.integers(0, len(values), len(values))])
+                     for _ in range(resamples))
+    return medians[int(0.025 * (resamples - 1))], medians[int(math.ceil(0.975 * (resamples - 1)))]
 
 
 def _table_best() -> float | None:
@@ -849,14 +864,20 @@ def einspace_figures(results: dict[str, list[dict[str, Record]]],
                 wall = [x.wall_to_reach(t) for x, t in zip(recs, targets)]
                 re_need = [r["re"].trained_to_reach(t) for r, t in zip(runs, targets)]
                 re_wall = [r["re"].wall_to_reach(t) for r, t in zip(runs, targets)]
-                n_ratio = _median_censored([_ratio(a, b) for a, b in zip(need, re_need)])
-                w_ratio = _median_censored([_ratio(a, b) for a, b in zip(wall, re_wall)])
+                n_ratios = [_ratio(a, b) for a, b in zip(need, re_need)]
+                w_ratios = [_ratio(a, b) for a, b in zip(wall, re_wall)]
+                n_ratio, w_ratio = _median_censored(n_ratios), _median_censored(w_ratios)
+                (n_lo, n_hi), (w_lo, w_hi) = _bootstrap_median(n_ratios), _bootstrap_median(w_ratios)
                 never = sum(math.isinf(x) for x in need)
                 lines += [f"einspace {group} {v} trained_to_reach_re_final_best: {_median_censored(need):g} trained "
                           f"candidates (median; never {never}/{len(need)})",
                           f"einspace {group} {v} wall_to_reach_re_final_best: {_median_censored(wall):.0f} s (median)",
                           f"einspace {group} {v} trained_ratio_to_re: {n_ratio:.2f} x (median of paired ratios)",
-                          f"einspace {group} {v} wall_ratio_to_re: {w_ratio:.2f} x (median of paired ratios)"]
+                          f"einspace {group} {v} wall_ratio_to_re: {w_ratio:.2f} x (median of paired ratios)",
+                          f"einspace {group} {v} trained_ratio_to_re_ci95: {n_lo:.2f} to {n_hi:.2f} x (bootstrap "
+                          f"over {len(n_ratios)} pairs)",
+                          f"einspace {group} {v} wall_ratio_to_re_ci95: {w_lo:.2f} to {w_hi:.2f} x (bootstrap "
+                          f"over {len(w_ratios)} pairs)"]
                 reach = [f"{_median_censored(need):g} (never {never}/{len(need)})", f"{_median_censored(wall):.0f}",
                          f"{n_ratio:.2f}", f"{w_ratio:.2f}"]
             wall_mean = statistics.fmean(x.wall for x in recs)

@@ -75,6 +75,16 @@ def test_curves(bench, results):
     assert math.isinf(bench._median_censored([1, math.inf]))
 
 
+def test_bootstrap_interval_of_a_censored_median(bench):
+    assert bench._bootstrap_median([0.5] * 7) == (0.5, 0.5)  # no spread, no interval
+    lo, hi = bench._bootstrap_median([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert 0.1 <= lo < 0.5 < hi <= 0.9  # the interval holds the median and stays inside the data
+    lo, hi = bench._bootstrap_median([0.2, 0.3, math.inf, math.inf, math.inf])  # "never" in most pairs
+    assert lo == 0.2 and math.isinf(hi)  # three of five draws are 0.2 with probability 5.8 % > 2.5 %
+    assert bench._bootstrap_median([1.0, 2.0, 3.0], seed=1) == bench._bootstrap_median([1.0, 2.0, 3.0], seed=1)
+    assert all(math.isnan(v) for v in bench._bootstrap_median([]))
+
+
 def test_figures_and_table(bench, results):
     cfg, runs = results
     lines, summary = bench.figures(runs, cfg)
