@@ -51,7 +51,9 @@ with a surrogate fitted during the run from the end of the initial population on
 filter of ``nas search --strategy filtered``, or ``--features`` / ``--shortlist``), and filtered RE with a
 transfer surrogate fitted on every task of ``--source-archive`` (default the shipped one) but the target,
 filtering from the first ask and refitted on the target's results (``transfer``, every 25 evaluations: each
-refit refits on all source rows too).  Population 20, tournament 5, top-5 of 20, refit every 10.  Each (task,
+refit refits on all source rows too); with ``--variants``, also ``sized`` (the same with each source's targets
+normalised within 5 bands of parameter count) and ``twostage``.  Population 20, tournament 5, top-5 of 20,
+refit every 10.  Each (task,
 variant, seed) is one run in its own archive
 ``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
 interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per
@@ -699,9 +701,14 @@ EINSPACE_TASKS = ("language-mini", "gutenberg-mini", "addnist-mini")
 #: target's results as they come.
 EINSPACE_VARIANTS = ("re", "filtered", "transfer")
 #: Also available with ``--variants``: ``twostage``, the within-task filter with the proxies (``graf,zcp``)
-#: computed only for a GRAF forest's shortlist of ``TWO_STAGE_SHORTLIST``.
-EXTRA_VARIANTS = ("twostage",)
+#: computed only for a GRAF forest's shortlist of ``TWO_STAGE_SHORTLIST``; ``sized``, the transfer filter with
+#: each source's targets normalised within ``SIZE_BANDS`` bands of parameter count (``TransferSurrogate``'s
+#: ``size_bands``), so that the sources do not teach it that larger networks are better.
+EXTRA_VARIANTS = ("twostage", "sized")
 TWO_STAGE_SHORTLIST = 10
+SIZE_BANDS = 5
+#: The variants that filter with a transfer surrogate, and the size bands of its sources' targets.
+TRANSFER_VARIANTS = {"transfer": 1, "sized": SIZE_BANDS}
 CHECKPOINTS = (25, 50, 100)
 
 
@@ -746,15 +753,15 @@ def einspace_strategy(variant: str, task: Any, seed: int, cfg: EinspaceConfig, t
         surrogate, _ = make_surrogate(cfg.surrogate, task, "graf,zcp", seed)
         return factory("filtered", task, seed, CPU_BUDGET, surrogate=surrogate, start_after=cfg.population,
                        shortlist=cfg.shortlist or TWO_STAGE_SHORTLIST, **options)
-    if variant == "transfer":
+    if variant in TRANSFER_VARIANTS:
         options["refit_every"] = cfg.transfer_refit_every
         return factory("filtered", task, seed, CPU_BUDGET, surrogate=copy.deepcopy(transfer), prefit=True, **options)
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def fit_transfer_for(task_name: str, cfg: EinspaceConfig, seed: int = 0) -> Any:
-    """A transfer surrogate (RF, minmax targets, the filter's features) fitted on every task of the source
-    archive except ``task_name``."""
+def fit_transfer_for(task_name: str, cfg: EinspaceConfig, seed: int = 0, size_bands: int = 1) -> Any:
+    """A transfer surrogate (RF, minmax targets, within ``size_bands`` bands of parameter count, the filter's
+    features) fitted on every task of the source archive except ``task_name``."""
     from data.tasks import get_task
     from nas.search.factory import FILTER_FEATURES
     from surrogates.sources import open_source_archive
@@ -762,7 +769,7 @@ def fit_transfer_for(task_name: str, cfg: EinspaceConfig, seed: int = 0) -> Any:
 
     with open_source_archive(cfg.source_archive, "--source-archive") as archive:
         return fit_transfer(archive, "rf", cfg.features or FILTER_FEATURES, exclude=[task_name], seed=seed,
-                            task=get_task(task_name, seed=0))
+                            task=get_task(task_name, seed=0), size_bands=size_bands)
 
 
 def einspace_record(archive: Any, run: str) -> Record:
@@ -790,14 +797,16 @@ def run_einspace(out: str, tasks: Sequence[str], seeds: Sequence[int], cfg: Eins
     results: dict[str, list[dict[str, Record]]] = {}
     for name in tasks:
         task = get_task(name, seed=0)
-        transfer = fit_transfer_for(name, cfg) if "transfer" in variants else None
+        transfers = {v: fit_transfer_for(name, cfg, size_bands=bands) for v, bands in TRANSFER_VARIANTS.items()
+                     if v in variants}
         results[name] = []
         for seed in seeds:
             recs: dict[str, Record] = {}
             for variant in variants:
                 path = os.path.join(out, "archives", f"{name}-{variant}-s{seed}.sqlite")
                 with Archive(path) as archive:
-                    run_search(einspace_strategy(variant, task, seed, cfg, transfer), name, archive, variant,
+                    strategy = einspace_strategy(variant, task, seed, cfg, transfers.get(variant))
+                    run_search(strategy, name, archive, variant,
                                budget_evals=cfg.budget, protocol=cfg.protocol, workers=cfg.workers, progress=progress)
                     recs[variant] = einspace_record(archive, variant)
                 print(f"# done {name} seed {seed} {variant}: best {recs[variant].final_best:.4f}, "
@@ -943,7 +952,7 @@ def main_einspace(args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"--variants: unknown {', '.join(unknown)}; choose from "
                          f"{', '.join(EINSPACE_VARIANTS + EXTRA_VARIANTS)}")
-    if "transfer" in variants:
+    if any(v in TRANSFER_VARIANTS for v in variants):
         from surrogates.sources import source_archive
 
         try:

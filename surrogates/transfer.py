@@ -116,16 +116,46 @@ def _stack(parts: Sequence[Any]) -> Any:
     return [a for p in parts for a in p]
 
 
+def size_bands_of(sizes: Any, bands: int) -> np.ndarray:
+    """Band index (0 .. ``bands - 1``) of every row: equal-count bands of ``log(1 + size)`` (ties share a band,
+    so a band may hold more rows than another; a block with fewer distinct sizes has fewer bands)."""
+    logs = np.log1p(np.maximum(np.nan_to_num(np.asarray(sizes, dtype=np.float64).reshape(-1)), 0.0))
+    if bands <= 1 or logs.size == 0:
+        return np.zeros(logs.size, dtype=int)
+    edges = np.quantile(logs, np.linspace(0.0, 1.0, bands + 1)[1:-1])
+    return np.unique(np.searchsorted(np.unique(edges), logs, side="right"), return_inverse=True)[1].reshape(-1)
+
+
+def normalise_within(y: Any, groups: np.ndarray, method: str | None) -> np.ndarray:
+    """``normalise_targets`` applied to each group of rows on its own."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    out = np.empty_like(y)
+    for g in np.unique(groups):
+        rows = groups == g
+        out[rows] = normalise_targets(y[rows], method)
+    return out
+
+
 def prepare_block(X: Any, y: Any, normalisation: str | None, drop_failed: bool,
-                  name: str = "block") -> tuple[Any, np.ndarray, dict[str, Any]]:
-    """One training block with failures dropped (if asked) and targets normalised: ``(X, y, description)``."""
+                  name: str = "block", sizes: Any = None,
+                  bands: int = 1) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """One training block with failures dropped (if asked) and targets normalised: ``(X, y, description)``.
+    With ``sizes`` (one per row, e.g. parameter counts) and ``bands`` > 1 the targets are normalised within
+    each of ``bands`` size bands of the kept rows (``size_bands_of``), so that the block says which networks
+    are good *for their size* and nothing about whether larger networks do better."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = _length(X)
     if n != y.size:
         raise ValueError(f"block {name!r}: {n} rows of features but {y.size} targets")
     keep = ~failed_mask(y) if drop_failed else np.isfinite(y)
     index = np.flatnonzero(keep)
-    yk = normalise_targets(y[index], normalisation)
+    if sizes is not None and bands > 1:
+        sizes = np.asarray(sizes, dtype=np.float64).reshape(-1)
+        if sizes.size != n:
+            raise ValueError(f"block {name!r}: {n} rows but {sizes.size} sizes")
+        yk = normalise_within(y[index], size_bands_of(sizes[index], bands), normalisation)
+    else:
+        yk = normalise_targets(y[index], normalisation)
     desc = {"name": name, "n_rows": int(n), "n_dropped": int(n - index.size),
             "y_min": float(y[index].min()) if index.size else None, "y_max": float(y[index].max()) if index.size else None}
     return _take(X, index), yk, desc
@@ -153,6 +183,11 @@ class TransferSurrogate(FeatureSurrogate):
     evaluations plus the current task's own, each block's targets normalised on its own (the published
     ``tr_rf``).  Predictions are on that normalised scale: use them for ranking, not as accuracies.
 
+    ``size_bands`` > 1 normalises each *source* block within that many equal-count bands of its networks'
+    parameter counts (``prepare_block``): the sources then teach which networks are good for their size, not
+    that larger ones are better (true on most shipped source tasks, false on language-mini), and any preference
+    for size comes from the current task's own block, which is normalised whole.
+
     ``fit_sources(blocks, current=None)`` learns the source data: every block is featurised on its own task
     and normalised, and the pooled rows are kept (``source_X_``, ``source_y_``; saved with the surrogate).
     ``fit(archs, y)``, the surrogate contract a search refits with, featurises the current task's
@@ -168,9 +203,11 @@ class TransferSurrogate(FeatureSurrogate):
 
     def __init__(self, base: str = "rf", normalisation: str = "minmax", drop_failed: bool = True,
                  features: str | None = "graf,zcp", task: Any = None, random_state: int = 0,
-                 model_params: Mapping[str, Any] | None = None, n_jobs: int | None = 1) -> None:
+                 model_params: Mapping[str, Any] | None = None, n_jobs: int | None = 1,
+                 size_bands: int = 1) -> None:
         self.base = base
         self.normalisation = normalisation
+        self.size_bands = size_bands
         self.drop_failed = drop_failed
         self.features = features
         self.task = task_ref(task, strict=False)
@@ -200,12 +237,14 @@ class TransferSurrogate(FeatureSurrogate):
         names, info = (None if feature_names is None else [str(n) for n in feature_names]), None
         for i, block in enumerate(blocks):
             label = task_label(block.task) or f"block{i}"
-            matrix, block_names, block_info = self._featurise_block(block.X, block.task, archive)
+            X = block.X if is_feature_matrix(block.X) else list(block.X)  # read twice: features, sizes
+            matrix, block_names, block_info = self._featurise_block(X, block.task, archive)
             if block_names is not None:
                 if names is not None and block_names != names:
                     raise ValueError(f"TransferSurrogate.fit: block {i} ({label}) has other feature columns than the first")
                 names, info = block_names, info or block_info
-            Xb, yb, desc = prepare_block(matrix, block.y, self.normalisation, self.drop_failed, label)
+            Xb, yb, desc = prepare_block(matrix, block.y, self.normalisation, self.drop_failed, label,
+                                         self._sizes(X, label), self.size_bands)
             mats.append(Xb)
             ys.append(yb)
             descs.append(desc)
@@ -219,6 +258,15 @@ class TransferSurrogate(FeatureSurrogate):
         matrix, cur_names, cur_info = self._featurise_block(cur[0], cur[2] if len(cur) > 2 else self.task)
         return self.fit_matrix(matrix, cur[1], cur_names or names, featuriser_info=cur_info or info,
                                source="transfer")
+
+    def _sizes(self, X: Any, label: str) -> np.ndarray | None:
+        """Parameter counts of a source block's architectures when targets are normalised within size bands."""
+        if int(self.size_bands) <= 1:
+            return None
+        if is_feature_matrix(X):
+            raise ValueError(f"TransferSurrogate: size_bands={self.size_bands} needs the architectures of block "
+                             f"{label!r} (their parameter counts), not a feature matrix")
+        return np.array([a.num_params for a in X], dtype=np.float64)
 
     def _sources(self) -> tuple[np.ndarray | None, np.ndarray | None, list[dict[str, Any]]]:
         blocks = list(getattr(self, "source_blocks_", None) or [])

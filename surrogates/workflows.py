@@ -312,7 +312,7 @@ def fit_transfer(archive: Any, model: str = "rf", features: str = "graf,zcp", so
                  exclude: Sequence[str] = (), min_source_tau: float | None = None, normalisation: str = "minmax",
                  protocol: str | None = None, seed: int = 0, task: Any = None,
                  feature_store: Any = None, max_per_source: int | None = None,
-                 lm_params: dict[str, Any] | None = None) -> Surrogate:
+                 lm_params: dict[str, Any] | None = None, size_bands: int = 1) -> Surrogate:
     """A ``TransferSurrogate`` on ``model`` (``TRANSFER_BASES``) fitted on the source tasks of ``archive``
     (``source_tasks``; screened by ``min_source_tau`` when given), one block per task with failures dropped
     and targets normalised per block (``minmax``: the published ``tr_rf``).  ``task`` is the target task (name,
@@ -323,9 +323,12 @@ def fit_transfer(archive: Any, model: str = "rf", features: str = "graf,zcp", so
     ``max_per_source``: at most this many rows of each source (``cap_rows``, before failures are dropped).
     ``model="lm"``: an ``LMSurrogate`` (``lm_params``; ``target`` ``raw`` unless they say otherwise) fine-tuned
     on the pooled source strings, each source's targets normalised on their own (``LMSurrogate.fit_sources``;
-    ``features`` is not used)."""
+    ``features`` is not used).  ``size_bands`` > 1: each source's targets are normalised within that many
+    bands of parameter count (``TransferSurrogate``; tabular models only)."""
     if model not in TRANSFER_FIT_MODELS:
         raise ValueError(f"a transfer surrogate pools its sources with {', '.join(TRANSFER_FIT_MODELS)}; got {model!r}")
+    if model == "lm" and size_bands > 1:
+        raise ValueError("size_bands applies to the tabular transfer models; not to model 'lm'")
     if model == "lm" and min_source_tau is not None:
         raise ValueError("min_source_tau screens sources with a tabular model on features; not with model 'lm'")
     store = feature_store if feature_store is not None else feature_store_of(archive)
@@ -336,7 +339,9 @@ def fit_transfer(archive: Any, model: str = "rf", features: str = "graf,zcp", so
     if model == "lm":
         lm = make_surrogate("lm", task, None, seed, **{"target": "raw", **(lm_params or {})})
         return lm.fit_sources(blocks, normalisation)
-    surrogate = TransferSurrogate(model, normalisation, features=features, task=task, random_state=seed)
+    surrogate = TransferSurrogate(model, normalisation, features=features, task=task, random_state=seed,
+                                  size_bands=size_bands)
     surrogate.fit_sources(blocks, archive=store)
-    log.info("transfer surrogate (%s, %s targets) fitted on %s", model, normalisation, ", ".join(names))
+    log.info("transfer surrogate (%s, %s targets%s) fitted on %s", model, normalisation,
+             f" within {size_bands} size bands" if size_bands > 1 else "", ", ".join(names))
     return surrogate

@@ -167,18 +167,19 @@ def fit_transfer_surrogate(archive_path: str | None, model: str = "rf", features
                            sources: str | None = None, exclude: Sequence[str] = (), min_source_tau: float | None = None,
                            normalisation: str = "minmax", protocol: str | None = None, seed: int = 0,
                            task: Any = None, option: str = "--archive", max_per_source: int | None = None,
-                           lm_params: dict[str, Any] | None = None) -> Any:
+                           lm_params: dict[str, Any] | None = None, size_bands: int = 1) -> Any:
     """A ``TransferSurrogate`` (an ``LMSurrogate`` for ``model="lm"``, with ``lm_params``) fitted on the source
     tasks of the archive ``archive_path`` (default: the shipped source archive; ``option`` is how the command
     names it in the error when neither exists): ``sources`` (comma-separated, or ``all``/None for every task in
-    the archive) less ``exclude``, at most ``max_per_source`` rows each; ``task`` is the target."""
+    the archive) less ``exclude``, at most ``max_per_source`` rows each, their targets normalised within
+    ``size_bands`` bands of parameter count; ``task`` is the target."""
     from surrogates.sources import open_source_archive  # deferred: building the parser imports no surrogate code
     from surrogates.workflows import fit_transfer  # deferred: scikit-learn, xgboost, transformers
 
     names = None if sources in (None, "", "all") else [s.strip() for s in sources.split(",") if s.strip()]
     with open_source_archive(archive_path, option) as archive:
         return fit_transfer(archive, model, features, names, exclude, min_source_tau, normalisation, protocol, seed,
-                            task, max_per_source=max_per_source, lm_params=lm_params)
+                            task, max_per_source=max_per_source, lm_params=lm_params, size_bands=size_bands)
 
 
 def write_run_ref(run_dir: str, archive_path: str, run: str, label: str, task: str, strategy: str,

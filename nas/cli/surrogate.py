@@ -39,7 +39,8 @@ def _fit(args: argparse.Namespace) -> int:
             target.append(get_task(args.task).name)
         surrogate = fit_transfer_surrogate(args.archive, args.model, args.features, args.sources, target,
                                            args.min_source_tau, args.normalise, args.protocol_key, args.seed, args.task,
-                                           max_per_source=args.max_per_source, lm_params=lm_params(args, args.model))
+                                           max_per_source=args.max_per_source, lm_params=lm_params(args, args.model),
+                                           size_bands=args.size_bands)
     elif not (args.archive and args.task and args.output):
         raise ValueError("nas surrogate fit needs --archive, --task and -o DIR (or --transfer)")
     else:
@@ -158,6 +159,11 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile", "ecdf"),
                    default="minmax", help="fit --transfer: per-task target normalisation of the sources (default "
                    "%(default)s, as published)")
+    p.add_argument("--size-bands", type=positive_int, default=1,
+                   help="fit --transfer: normalise each source's targets within N equal-count bands of parameter "
+                   "count, so the sources teach which networks are good for their size rather than that larger ones "
+                   "are (they are on most shipped sources, not on every task); 1: over the whole source (default "
+                   "%(default)s)")
     p.add_argument("--features", default=None,
                    help="graf, zcp, graf,zcp or published (the 392 published columns) (default graf,zcp: GRAF plus "
                    "the 13 zero-cost proxies, which rank best; the shipped source archive holds its networks' "

@@ -16,6 +16,8 @@ from surrogates.transfer import (
     normalise_targets,
     one_to_one,
     pivot,
+    prepare_block,
+    size_bands_of,
     source_signal,
     write_table,
 )
@@ -107,6 +109,38 @@ def test_transfer_on_architectures():
     # the crash of a loaded transfer surrogate in a filtered search: fit(archs, y) is the surrogate contract
     model.fit(archs[:6], y[:6])
     assert model.blocks_[-1]["name"] == "block2 (current)" and model.model_.training_["n_rows"] == 24 + 6
+
+
+def test_size_bands_by_hand():
+    # log1p sizes of 1, 10, 100, 1000, 10000, 100000: two bands split at the median (between 100 and 1000)
+    np.testing.assert_array_equal(size_bands_of([1, 10, 100, 1000, 10000, 100000], 2), [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(size_bands_of([5, 5, 5, 5], 3), [0, 0, 0, 0])  # one size: one band
+    np.testing.assert_array_equal(size_bands_of([1, 2, 3], 1), [0, 0, 0])
+    # a block where the larger half is better: whole, min-max says so; within 2 size bands it does not
+    y = np.array([0.0, 0.1, 0.3, 0.2, 0.6, 0.8, 0.7, 0.9])
+    sizes = [10, 20, 30, 40, 1000, 2000, 3000, 4000]
+    _, whole, _ = prepare_block(np.zeros((8, 1)), y, "minmax", False)
+    assert whole[4:].mean() > whole[:4].mean() + 0.5
+    # small band 0.1, 0.3, 0.2 over 0.1..0.3 (0.0 is a failure, dropped); large band 0.6..0.9
+    _, banded, _ = prepare_block(np.zeros((8, 1)), y, "minmax", True, sizes=sizes, bands=2)
+    np.testing.assert_allclose(banded, [0.0, 1.0, 0.5, 0.0, 2 / 3, 1 / 3, 1.0])
+    with pytest.raises(ValueError, match="8 rows but 3 sizes"):
+        prepare_block(np.zeros((8, 1)), y, "minmax", True, sizes=[1, 2, 3], bands=2)
+
+
+def test_transfer_with_size_bands_on_architectures():
+    sampler = Sampler("einspace", (3, 8, 8))
+    archs = [sampler.sample(i) for i in range(40)]
+    params = np.array([a.num_params for a in archs], dtype=float)
+    y = 0.2 + 0.5 * np.argsort(np.argsort(params)) / len(archs)  # the larger, the better, on the source
+    model = TransferSurrogate(features="graf", size_bands=4, model_params={"n_estimators": 5}).fit_sources(
+        [(archs, y, "s")])
+    bands = size_bands_of(params, 4)
+    for band in np.unique(bands):  # every band spans [0, 1] on its own
+        assert model.source_y_[bands == band].min() == 0.0 and model.source_y_[bands == band].max() == 1.0
+    assert model.get_params()["size_bands"] == 4
+    with pytest.raises(ValueError, match="size_bands=4 needs the architectures of block 'm'"):
+        TransferSurrogate(features=None, size_bands=4).fit_sources([(np.zeros((4, 2)), np.ones(4), "m")])
 
 
 def datasets(with_noise=True):

@@ -178,6 +178,31 @@ def test_fit_transfer_screens_sources_by_their_own_signal(tasks, capsys, caplog,
     assert code == 2 and "no evaluations of source task(s) no-such-task" in capsys.readouterr().err
 
 
+def test_fit_transfer_with_size_bands_is_saved_and_refits(tasks, source_archive, capsys, tmp_path):
+    """``--size-bands N``: each source's targets normalised within N bands of parameter count; the setting is
+    saved with the surrogate, and a search's refit keeps the banded source rows."""
+    out = tmp_path / "sized"
+    assert main(["surrogate", "fit", "--transfer", "--archive", str(source_archive), "--sources", ",".join(SOURCES),
+                 "--features", "graf", "--size-bands", "3", "-o", str(out)]) == 0
+    saved = load_surrogate(out, task=TARGET)
+    assert saved.size_bands == 3 and source_names(saved) == set(SOURCES)
+    with Archive(source_archive) as archive:
+        archs, y = workflows.surrogate_dataset(archive, SOURCES[0])
+    params = np.array([a.num_params for a in archs], dtype=float)
+    from surrogates.transfer import size_bands_of
+    bands = size_bands_of(params[y > 0], 3)
+    first = saved.source_y_[:len(bands)]  # the first source's rows come first
+    assert all(first[bands == b].max() == 1.0 for b in np.unique(bands) if len(set(y[y > 0][bands == b])) > 1)
+    targets = [Sampler("einspace", TARGET_SHAPE, CPU_BUDGET).sample(300 + i) for i in range(4)]
+    saved.fit(targets, np.array([0.3, 0.5, 0.4, 0.6]))
+    assert saved.model_.training_["n_rows"] == len(saved.source_y_) + 4
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["surrogate", "fit", "--transfer", "--archive", str(source_archive), "--size-bands", "0",
+              "-o", str(tmp_path / "bad")])
+    assert exc.value.code == 2 and "--size-bands: must be a positive integer" in capsys.readouterr().err
+
+
 def test_fit_transfer_for_a_target_task_leaves_it_out_and_evaluates_on_it(tasks, source_archive, capsys, tmp_path):
     """``nas surrogate fit --transfer --task T``: every other task of the archive is a source; ``nas surrogate
     evaluate DIR --task T`` scores it on T's evaluations (the leave-one-out measurement through the CLI)."""
