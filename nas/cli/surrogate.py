@@ -159,7 +159,7 @@ def _add_surrogate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalise", "--normalisation", dest="normalise", choices=("minmax", "percentile", "ecdf"),
                    default="minmax", help="fit --transfer: per-task target normalisation of the sources (default "
                    "%(default)s, as published)")
-    p.add_argument("--size-bands", type=positive_int, default=1,
+    p.add_argument("--size-bands", type=positive_int, default=1, metavar="N",
                    help="fit --transfer: normalise each source's targets within N equal-count bands of parameter "
                    "count, so the sources teach which networks are good for their size rather than that larger ones "
                    "are (they are on most shipped sources, not on every task); 1: over the whole source (default "
