@@ -52,9 +52,9 @@ filter of ``nas search --strategy filtered``, or ``--features`` / ``--shortlist`
 transfer surrogate fitted on every task of ``--source-archive`` (default the shipped one) but the target,
 filtering from the first ask and refitted on the target's results (``transfer``, every 25 evaluations: each
 refit refits on all source rows too); with ``--variants``, also ``sized`` (the same with each source's targets
-normalised within 5 bands of parameter count) and ``twostage``.  Population 20, tournament 5, top-5 of 20,
-refit every 10.  Each (task,
-variant, seed) is one run in its own archive
+normalised within 5 bands of parameter count), ``pooled`` (``sized`` whose initial population is the
+best-predicted 20 of 200 random samples) and ``twostage``.  Population 20, tournament 5, top-5 of 20, refit
+every 10.  Each (task, variant, seed) is one run in its own archive
 ``--out/archives/TASK-VARIANT-sSEED.sqlite``: re-running the command skips finished runs and resumes an
 interrupted one; ``--report-only`` reports the seeds whose runs have all finished and trains nothing.  Per
 task and overall: best validation accuracy at 25/50/100 trained (mean ± sd), median trained candidates and
@@ -703,12 +703,14 @@ EINSPACE_VARIANTS = ("re", "filtered", "transfer")
 #: Also available with ``--variants``: ``twostage``, the within-task filter with the proxies (``graf,zcp``)
 #: computed only for a GRAF forest's shortlist of ``TWO_STAGE_SHORTLIST``; ``sized``, the transfer filter with
 #: each source's targets normalised within ``SIZE_BANDS`` bands of parameter count (``TransferSurrogate``'s
-#: ``size_bands``), so that the sources do not teach it that larger networks are better.
-EXTRA_VARIANTS = ("twostage", "sized")
+#: ``size_bands``), so that the sources do not teach it that larger networks are better; ``pooled``, ``sized``
+#: whose initial population is the best-predicted of ``INITIAL_POOL`` × population random samples at once.
+EXTRA_VARIANTS = ("twostage", "sized", "pooled")
 TWO_STAGE_SHORTLIST = 10
 SIZE_BANDS = 5
+INITIAL_POOL = 10
 #: The variants that filter with a transfer surrogate, and the size bands of its sources' targets.
-TRANSFER_VARIANTS = {"transfer": 1, "sized": SIZE_BANDS}
+TRANSFER_VARIANTS = {"transfer": 1, "sized": SIZE_BANDS, "pooled": SIZE_BANDS}
 CHECKPOINTS = (25, 50, 100)
 
 
@@ -755,6 +757,8 @@ def einspace_strategy(variant: str, task: Any, seed: int, cfg: EinspaceConfig, t
                        shortlist=cfg.shortlist or TWO_STAGE_SHORTLIST, **options)
     if variant in TRANSFER_VARIANTS:
         options["refit_every"] = cfg.transfer_refit_every
+        if variant == "pooled":
+            options["initial_candidates"] = INITIAL_POOL * cfg.population
         return factory("filtered", task, seed, CPU_BUDGET, surrogate=copy.deepcopy(transfer), prefit=True, **options)
     raise ValueError(f"unknown variant {variant!r}")
 

@@ -34,6 +34,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: The most samples ``--initial-pool`` draws (about a second per 300 einspace samples here: minutes, not hours).
+MAX_POOL = 100_000
+
+
+def pool_count(text: str) -> int:
+    """A pool of samples: an integer from 0 (none) to ``MAX_POOL``."""
+    value = _integer(text)
+    if not 0 <= value <= MAX_POOL:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_POOL:,}, got {text!r}")
+    return value
+
+
 #: The largest seed an option takes: seeds are stored in SQLite's 64-bit integers (and torch takes them).
 MAX_SEED = 2**63 - 1
 

@@ -21,7 +21,7 @@ from data.tasks import get_task
 from nas.cli.archive import final_outcome, final_to_folder, report_final_failure, run_best, writable_archive
 from nas.cli.common import (PROTOCOLS_HELP, SURROGATE_MODELS, add_lm_args, add_sampling_budget_arg, add_task_args,
                             fit_transfer_surrogate, lm_params, read_run_ref, write_run_ref)
-from nas.cli.options import Parser, positive_float, positive_int, protocol_spec, seed_int
+from nas.cli.options import Parser, pool_count, positive_float, positive_int, protocol_spec, seed_int
 
 #: ``nas.search.factory.STRATEGIES``, spelled out so that building the parser imports no search code (a test
 #: keeps the two equal).
@@ -31,7 +31,7 @@ STRATEGIES = ("random", "re", "filtered", "objective", "bo")
 STRATEGY_KEYS = ("strategy", "label", "run_name", "seed_arch", "surrogate", "source_archive", "features",
                  "lm_encoding", "lm_target", "lm_lr", "lm_epochs", "lm_layers", "lm_path", "population",
                  "tournament", "mode", "n_candidates", "k", "quantile", "start_after", "refit_every", "steps",
-                 "n_init", "pool_size")
+                 "n_init", "pool_size", "initial_pool")
 #: Options of ``nas search`` that are actions rather than settings of a run: no experiment-file key.
 ACTION_OPTIONS = ("help", "dump_config")
 
@@ -60,12 +60,18 @@ def make_search_strategy(name: str, task: Any, seed: int, sampling_budget: str =
     ``source_archive``, or a saved folder), a fresh one built with ``surrogate_params`` (e.g. ``epochs`` for
     ``lm``); ``options`` as for ``nas.search.factory.make_strategy``."""
     from nas.search.budgets import sampling_budget as named_budget  # deferred: the search engine
-    from nas.search.factory import make_strategy  # deferred: the search engine, surrogates
+    from nas.search.factory import initial_pool, make_strategy  # deferred: the search engine, surrogates
 
     model, prefit = None, False
     if name in ("filtered", "objective"):
         model, prefit = search_surrogate(surrogate or "rf", task, features, seed, source_archive,
                                          **dict(surrogate_params or {}))
+    if name == "filtered":
+        try:
+            options["initial_candidates"] = initial_pool(options.pop("initial_candidates", None),
+                                                         options.get("population_size", 100), prefit)
+        except ValueError as exc:
+            raise ValueError(f"--initial-pool: {exc}") from None
     return make_strategy(name, task, seed, named_budget(sampling_budget, task), surrogate=model, prefit=prefit,
                          **options)
 
@@ -100,7 +106,8 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
 
         start_after = args.start_after if args.start_after is not None else default_start_after(args.budget)
         return dict(mode=args.mode, n_candidates=args.n_candidates, k=args.k, quantile=args.quantile,
-                    start_after=start_after, refit_every=args.refit_every, shortlist=args.shortlist)
+                    start_after=start_after, refit_every=args.refit_every, shortlist=args.shortlist,
+                    initial_candidates=args.initial_pool)
     if args.strategy == "objective":
         return dict(steps=args.steps, top_k=args.k, protocol=args.objective_protocol)
     if args.strategy == "bo":
@@ -344,6 +351,10 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("topk", "reject"), default="topk", help="filtered: train the best k of n candidates (topk), or reject those predicted outside the population's top --quantile fraction (reject)")
     p.add_argument("--n-candidates", type=positive_int, default=20, help="filtered: mutants scored per batch (default %(default)s)")
     p.add_argument("--k", type=positive_int, default=5, help="filtered: trained per batch; objective: top k trained at the end")
+    p.add_argument("--initial-pool", type=pool_count, default=None, metavar="N",
+                   help="filtered, with a pre-fitted surrogate (transfer or a saved folder): the initial population is "
+                   "the best-predicted of N random samples, at least --population (default: none, chosen --k of "
+                   "--n-candidates at a time like later batches)")
     p.add_argument("--quantile", type=float, default=0.5, help="filtered, reject mode: keep only candidates predicted in the population's top QUANTILE fraction, e.g. 0.3 keeps about the best 30 %%, 1 keeps all (default %(default)s)")
     p.add_argument("--start-after", type=int, default=None,
                    help="filtered: evaluations before a surrogate fitted during the run is used (default: "

@@ -181,10 +181,11 @@ def test_einspace_mode_at_toy_size(bench_any, tmp_path, capsys):
     assert unfinished == {"language-mini": []}
 
 
-def test_sized_variant_filters_with_size_banded_sources(bench_any, tmp_path):
+def test_sized_and_pooled_variants_filter_with_size_banded_sources(bench_any, tmp_path):
     """``--variants sized``: the transfer filter fitted on sources whose targets are normalised within bands of
     parameter count.  On the toy sources accuracy grows with parameters: normalised over each whole source the
-    targets keep that order (ρ = 1); within size bands most of it is gone."""
+    targets keep that order (ρ = 1); within size bands most of it is gone.  ``pooled`` is ``sized`` whose initial
+    population is chosen from ``INITIAL_POOL`` × population random samples at once."""
     from scipy.stats import spearmanr
 
     from data.tasks import get_task
@@ -205,3 +206,7 @@ def test_sized_variant_filters_with_size_banded_sources(bench_any, tmp_path):
     strategy = bench_any.einspace_strategy("sized", get_task("language-mini", seed=0), 0, cfg, sized)
     assert strategy.prefit and strategy.refit_every == cfg.transfer_refit_every
     assert strategy.surrogate is not sized and strategy.surrogate.size_bands == sized.size_bands  # a copy per run
+    assert strategy.initial_candidates is None and strategy.initial_end == 0
+    pooled = bench_any.einspace_strategy("pooled", get_task("language-mini", seed=0), 0, cfg, sized)
+    assert bench_any.TRANSFER_VARIANTS["pooled"] == bench_any.SIZE_BANDS and pooled.prefit
+    assert pooled.initial_candidates == bench_any.INITIAL_POOL * cfg.population and pooled.initial_end == cfg.population

@@ -90,6 +90,7 @@ FACTORIES = {
     "sfe-reject": lambda s: small_sfe(s, mode="reject", quantile=0.5),
     "sfe-ground-truth": lambda s: small_sfe(s, ground_truth_every=3),
     "sfe-prefit": lambda s: small_sfe(s, prefit=True, refit_every=5),
+    "sfe-initial-pool": lambda s: small_sfe(s, prefit=True, refit_every=5, initial_candidates=40),
     "sfe-population": lambda s: small_sfe(s, fit_on="population"),
     "objective": lambda s: SurrogateObjective(s, 0, ConvCount(), population_size=10, tournament_size=3, steps=30,
                                               top_k=6),
