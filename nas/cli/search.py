@@ -60,18 +60,12 @@ def make_search_strategy(name: str, task: Any, seed: int, sampling_budget: str =
     ``source_archive``, or a saved folder), a fresh one built with ``surrogate_params`` (e.g. ``epochs`` for
     ``lm``); ``options`` as for ``nas.search.factory.make_strategy``."""
     from nas.search.budgets import sampling_budget as named_budget  # deferred: the search engine
-    from nas.search.factory import initial_pool, make_strategy  # deferred: the search engine, surrogates
+    from nas.search.factory import make_strategy  # deferred: the search engine, surrogates
 
     model, prefit = None, False
     if name in ("filtered", "objective"):
         model, prefit = search_surrogate(surrogate or "rf", task, features, seed, source_archive,
                                          **dict(surrogate_params or {}))
-    if name == "filtered":
-        try:
-            options["initial_candidates"] = initial_pool(options.pop("initial_candidates", None),
-                                                         options.get("population_size", 100), prefit)
-        except ValueError as exc:
-            raise ValueError(f"--initial-pool: {exc}") from None
     return make_strategy(name, task, seed, named_budget(sampling_budget, task), surrogate=model, prefit=prefit,
                          **options)
 
@@ -107,7 +101,7 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         start_after = args.start_after if args.start_after is not None else default_start_after(args.budget)
         return dict(mode=args.mode, n_candidates=args.n_candidates, k=args.k, quantile=args.quantile,
                     start_after=start_after, refit_every=args.refit_every, shortlist=args.shortlist,
-                    initial_candidates=args.initial_pool)
+                    initial_candidates=args.initial_pool or None)
     if args.strategy == "objective":
         return dict(steps=args.steps, top_k=args.k, protocol=args.objective_protocol)
     if args.strategy == "bo":

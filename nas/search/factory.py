@@ -46,23 +46,6 @@ def default_start_after(budget_evals: int | None) -> int:
     return max(0, min(MAX_START_AFTER, int(budget_evals) // 3))
 
 
-def initial_pool(requested: int | None, population_size: int, prefit: bool) -> int | None:
-    """``initial_candidates`` of a filtered search from ``requested`` (None or 0: none, the initial population is
-    chosen ``k`` of ``n_candidates`` at a time like every later batch), refused when it cannot work: a surrogate
-    fitted during the run cannot rank the first samples, and a pool smaller than the population cannot fill it.
-    Not the default: on the einspace benchmark a pool of 10 x the population reached plain RE's best no sooner
-    (median 1.00x the trainings), ending higher on addnist-mini and lower on language-mini
-    (``experiments/results/search_einspace/README.md``)."""
-    if not requested:
-        return None
-    if not prefit:
-        raise ValueError("an initial pool is chosen by prediction before anything is trained, so it needs a "
-                         "pre-fitted surrogate (transfer or a saved folder)")
-    if requested < population_size:
-        raise ValueError(f"an initial pool of {requested} cannot fill a population of {population_size}")
-    return int(requested)
-
-
 def make_prefilter(task: Any, seed: int = 0) -> Any:
     """The first stage of a two-stage filter: a random forest on ``PREFILTER_FEATURES`` (milliseconds per
     candidate), fitted during the run on the same evaluations as the surrogate."""

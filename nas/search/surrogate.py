@@ -29,10 +29,10 @@ e.g. a transfer surrogate, and filters from the first ask, the random initial po
 are always asked unfiltered).  ``initial_candidates = n`` (pre-fitted surrogates only) makes the initial
 population one batch: the best-predicted fresh ``population_size - len(seeds)`` of ``n`` random samples (top-k in
 either mode), so a transfer surrogate picks the whole first generation from a wide pool instead of ``k`` of
-``n_candidates`` at a time.  With ``ground_truth_every = g`` every ``g``-th ask after the start is a plain
-RE child (counted after the initial batch).  Which asks start a batch is a function of the ask number only, and a batch is generated from the
-population and surrogate as they were after the tells that preceded its first ask, so replaying a history
-that ends inside a batch regenerates that batch exactly (given a deterministic ``fit``).
+``n_candidates`` at a time.  With ``ground_truth_every = g`` every ``g``-th ask after the start (after the
+initial batch, if any) is a plain RE child.  Which asks start a batch is a function of the ask number only, and a
+batch is generated from the population and surrogate as they were after the tells that preceded its first ask, so
+replaying a history that ends inside a batch regenerates that batch exactly (given a deterministic ``fit``).
 
 Refits are lazy: the model used for a batch is the one fitted on the told ``ok`` evaluations up to the
 latest multiple of ``refit_every`` (and at least up to ``start_after``), deduplicated by architecture; it is
@@ -93,14 +93,16 @@ def _check_shortlist(prefilter: Any, shortlist: int | None, mode: str, k: int, n
 
 
 def _check_initial(initial_candidates: int | None, prefit: bool, to_fill: int) -> None:
+    """An initial pool (``initial_candidates``, ``nas search --initial-pool``) needs a surrogate that can rank the
+    first samples, and enough samples to fill the population.  Not used by default: on the einspace benchmark a
+    pool of 10 x the population reached plain RE's best no sooner (``experiments/results/search_einspace``)."""
     if initial_candidates is None:
         return
     if not prefit:
-        raise ValueError("initial_candidates chooses the initial population by prediction, so it needs a "
-                         "pre-fitted surrogate (prefit=True)")
+        raise ValueError("an initial pool is chosen by prediction before anything is trained, so it needs a "
+                         "pre-fitted surrogate (transfer or a saved folder)")
     if initial_candidates < max(to_fill, 1):
-        raise ValueError(f"initial_candidates must be at least the {to_fill} initial members it chooses, "
-                         f"got {initial_candidates}")
+        raise ValueError(f"an initial pool of {initial_candidates} cannot fill the {to_fill} initial members")
 
 
 def predict_scores(surrogate: Any, archs: Sequence[Architecture]) -> np.ndarray:

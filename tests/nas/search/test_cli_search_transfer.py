@@ -15,7 +15,7 @@ from data.archive import Archive
 from data.tasks import Split, Task, get_task, register_task, unregister_task
 from data.training import Evaluation
 from nas.cli import build_parser, main
-from nas.cli.search import make_search_strategy
+from nas.cli.search import _strategy_options, make_search_strategy
 from nas.cli.surrogate import TRANSFER_BASES
 from nas.sampler import Sampler
 from nas.search.budgets import CPU_BUDGET
@@ -125,23 +125,23 @@ def test_initial_pool_option(tasks, transfer_dir, capsys, caplog, tmp_path):
     small = dict(population_size=4, tournament_size=2, n_candidates=4, k=2)
     pooled = make_search_strategy("filtered", task, 0, surrogate=str(transfer_dir), initial_candidates=9, **small)
     assert pooled.initial_candidates == 9 and pooled.initial_end == 4
-    for none in (0, None):
-        batched = make_search_strategy("filtered", task, 0, surrogate=str(transfer_dir), initial_candidates=none,
-                                       **small)
-        assert batched.initial_candidates is None and batched.initial_end == 0
+    batched = make_search_strategy("filtered", task, 0, surrogate=str(transfer_dir), **small)
+    assert batched.initial_candidates is None and batched.initial_end == 0
     fitted_in_run = make_search_strategy("filtered", task, 0, surrogate="rf", features="graf", **small)
     assert fitted_in_run.initial_candidates is None  # nothing ranks the first samples of a surrogate fitted later
     args = build_parser().parse_args(["search", "--task", TARGET, "--strategy", "filtered", "--run-dir", "r"])
-    assert args.initial_pool is None
+    assert args.initial_pool is None and _strategy_options(args)["initial_candidates"] is None
+    args = build_parser().parse_args(["search", "--task", TARGET, *SMALL, "--initial-pool", "0", "--run-dir", "r"])
+    assert _strategy_options(args)["initial_candidates"] is None  # 0: no pool, as without the option
     summary, _ = search(capsys, caplog, tmp_path / "pooled", "--task", TARGET, *SMALL, "--surrogate", str(transfer_dir),
                         "--initial-pool", "12")
     asks = filtered_asks(tmp_path / "pooled")
     assert run_config(tmp_path / "pooled")["initial_candidates"] == 12 and asks[0]["proposed"] == 12
     assert [a["batch"] for a in asks[:4]] == [0] * 4 and asks[4]["batch"] == 4  # one batch fills the population
     for argv, message in (([*SMALL, "--surrogate", str(transfer_dir), "--initial-pool", "3"],
-                           "--initial-pool: an initial pool of 3 cannot fill a population of 4"),
+                           "an initial pool of 3 cannot fill the 4 initial members"),
                           ([*SMALL, "--features", "graf", "--initial-pool", "40"],
-                           "--initial-pool: an initial pool is chosen by prediction before anything is trained")):
+                           "an initial pool is chosen by prediction before anything is trained")):
         code = main(["search", "--task", TARGET, *argv, "--run-dir", str(tmp_path / "r")])
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

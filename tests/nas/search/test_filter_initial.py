@@ -61,9 +61,9 @@ def test_ground_truth_children_count_from_the_end_of_the_initial_batch(sampler):
 
 
 def test_bad_initial_pools_are_refused(sampler):
-    with pytest.raises(ValueError, match="pre-fitted"):
+    with pytest.raises(ValueError, match="needs a pre-fitted surrogate"):
         small_sfe(sampler, initial_candidates=40)
-    with pytest.raises(ValueError, match="at least the 10"):
+    with pytest.raises(ValueError, match="of 9 cannot fill the 10 initial members"):
         small_sfe(sampler, prefit=True, initial_candidates=9)
     strategy = make_strategy("filtered", type("T", (), {"input_shape": SHAPE, "grammar": "nb201"})(), 0,
                              surrogate=ConvCount(), prefit=True, population_size=10, initial_candidates=50)
