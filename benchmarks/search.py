@@ -801,8 +801,10 @@ def run_einspace(out: str, tasks: Sequence[str], seeds: Sequence[int], cfg: Eins
     results: dict[str, list[dict[str, Record]]] = {}
     for name in tasks:
         task = get_task(name, seed=0)
-        transfers = {v: fit_transfer_for(name, cfg, size_bands=bands) for v, bands in TRANSFER_VARIANTS.items()
-                     if v in variants}
+        # one fit per distinct size-band setting (``sized`` and ``pooled`` share theirs; each run gets a copy)
+        fitted = {bands: fit_transfer_for(name, cfg, size_bands=bands)
+                  for bands in {TRANSFER_VARIANTS[v] for v in variants if v in TRANSFER_VARIANTS}}
+        transfers = {v: fitted[TRANSFER_VARIANTS[v]] for v in variants if v in TRANSFER_VARIANTS}
         results[name] = []
         for seed in seeds:
             recs: dict[str, Record] = {}
